@@ -1,0 +1,177 @@
+"""2-universal hashing of label indices into buckets (MACH repetitions).
+
+Each repetition ``r`` uses the Carter-Wegman function
+
+    h_r(c) = ((a_r * c + b_r) mod p) mod B,    p = 2**31 - 1 (a Mersenne prime),
+
+with ``a_r`` drawn uniformly from ``[1, p - 1]`` and ``b_r`` from ``[0, p - 1]``.
+For any two distinct labels the collision probability is at most about ``1/B``
+(2-universality), and the R functions are drawn independently.
+
+Label *indices* (positions in ``classes_``) are hashed, never the raw labels,
+so string labels and huge integer ids are handled by the label encoding and
+the hashed value is always in ``[0, n_classes)``. ``n_classes`` must stay below
+``p``; ``a * c + b < 2**62`` then fits in a signed 64-bit integer.
+
+Nothing of size ``n_classes`` is stored: bucket ids are computed on the fly,
+for any block of classes, from the ``2 * R`` integers ``a`` and ``b``.
+"""
+
+import warnings
+
+import numpy as np
+
+PRIME = (1 << 31) - 1
+MAX_CLASSES = PRIME - 1
+
+
+class UniversalHashFamily:
+    """R independent 2-universal hash functions from ``[0, n_classes)`` to ``[0, B)``.
+
+    Parameters
+    ----------
+    n_classes : int
+    n_buckets : int
+    n_repetitions : int
+    random_state : numpy.random.Generator or RandomState
+        Source of the coefficients.
+    distinct : bool, default=True
+        Redraw when two classes land in the same bucket in every repetition
+        (they could never be told apart), as long as ``B**R >= n_classes``
+        makes a collision-free draw possible. After ``max_redraws`` failed
+        draws the best draw is kept and a warning is issued.
+    max_redraws : int, default=20
+
+    Attributes
+    ----------
+    a, b : ndarray of shape (n_repetitions,), dtype int64
+        Coefficients.
+    n_indistinct_ : int
+        Number of classes that share all R buckets with another class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach._hashing import UniversalHashFamily
+    >>> h = UniversalHashFamily(10, 4, 3, np.random.default_rng(0))
+    >>> h.buckets().shape
+    (3, 10)
+    >>> bool(h.buckets().max() < 4)
+    True
+    """
+
+    def __init__(self, n_classes, n_buckets, n_repetitions, random_state, *,
+                 distinct=True, max_redraws=20):
+        n_classes, n_buckets, n_repetitions = int(n_classes), int(n_buckets), int(n_repetitions)
+        if not 1 <= n_classes <= MAX_CLASSES:
+            raise ValueError(f"n_classes must be in [1, {MAX_CLASSES}]; got {n_classes}")
+        if n_buckets < 2:
+            raise ValueError(f"n_buckets must be >= 2; got {n_buckets}")
+        if n_repetitions < 1:
+            raise ValueError(f"n_repetitions must be >= 1; got {n_repetitions}")
+        self.n_classes = n_classes
+        self.n_buckets = n_buckets
+        self.n_repetitions = n_repetitions
+        rng = random_state
+        best = None
+        # B**R >= K is needed for all classes to get distinct bucket vectors.
+        possible = n_repetitions * np.log(n_buckets) >= np.log(n_classes)
+        for _ in range(max_redraws if (distinct and possible) else 1):
+            a = rng.integers(1, PRIME, size=n_repetitions, dtype=np.int64)
+            b = rng.integers(0, PRIME, size=n_repetitions, dtype=np.int64)
+            self.a, self.b = a, b
+            n_bad = self._count_indistinct() if distinct else 0
+            if best is None or n_bad < best[0]:
+                best = (n_bad, a, b)
+            if n_bad == 0:
+                break
+        self.n_indistinct_, self.a, self.b = best
+        if distinct and self.n_indistinct_ and possible:
+            warnings.warn(
+                f"{self.n_indistinct_} classes share their bucket in every repetition "
+                f"after {max_redraws} draws; increase n_buckets or n_repetitions.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def __call__(self, classes, rep=None):
+        """Bucket ids of class indices.
+
+        Parameters
+        ----------
+        classes : array-like of int
+            Class indices in ``[0, n_classes)``.
+        rep : int or None
+            One repetition (returns shape ``classes.shape``) or all (returns
+            ``(n_repetitions,) + classes.shape``).
+        """
+        c = np.asarray(classes, dtype=np.int64)
+        if c.size and (c.min() < 0 or c.max() >= self.n_classes):
+            raise ValueError(f"class indices must be in [0, {self.n_classes})")
+        if rep is None:
+            a = self.a.reshape((-1,) + (1,) * c.ndim)
+            b = self.b.reshape((-1,) + (1,) * c.ndim)
+        else:
+            a, b = self.a[rep], self.b[rep]
+        h = a * c
+        h += b
+        h %= PRIME
+        h %= self.n_buckets
+        return h.astype(bucket_dtype(self.n_buckets), copy=False)
+
+    def buckets(self, start=0, stop=None):
+        """Bucket ids of classes ``start .. stop-1``, shape (n_repetitions, stop - start)."""
+        stop = self.n_classes if stop is None else stop
+        return self(np.arange(start, stop, dtype=np.int64))
+
+    def _count_indistinct(self, block=1 << 20):
+        """Classes whose full bucket vector is shared with another class."""
+        K, B = self.n_classes, self.n_buckets
+        # Mix the R bucket ids into one 64-bit fingerprint per class (exact
+        # when B**R < 2**63, else a hash that only over-counts collisions by
+        # a negligible amount); sort and count duplicates. 8 bytes per class.
+        fp = np.empty(K, dtype=np.uint64)
+        mult = np.uint64(B) if self.n_repetitions * np.log2(B) < 63 else np.uint64(0x9E3779B97F4A7C15)
+        with np.errstate(over="ignore"):
+            for s in range(0, K, block):
+                h = self.buckets(s, min(K, s + block)).astype(np.uint64)
+                acc = np.zeros(h.shape[1], dtype=np.uint64)
+                for r in range(self.n_repetitions):
+                    acc = acc * mult + h[r]
+                fp[s:s + h.shape[1]] = acc
+        fp.sort()
+        dup = fp[1:] == fp[:-1]
+        if not dup.any():
+            return 0
+        in_group = np.zeros(K, dtype=bool)
+        in_group[1:] |= dup
+        in_group[:-1] |= dup
+        return int(in_group.sum())
+
+    def inverted_index(self, rep):
+        """Classes of each bucket for repetition ``rep`` (CSR-style).
+
+        Returns
+        -------
+        indptr : ndarray of shape (n_buckets + 1,)
+        classes : ndarray of shape (n_classes,), class indices grouped by bucket.
+        """
+        h = self.buckets()[rep] if self.n_classes <= (1 << 22) else np.concatenate(
+            [self(np.arange(s, min(self.n_classes, s + (1 << 22))), rep)
+             for s in range(0, self.n_classes, 1 << 22)]
+        )
+        order = np.argsort(h, kind="stable").astype(index_dtype(self.n_classes))
+        counts = np.bincount(h, minlength=self.n_buckets)
+        indptr = np.zeros(self.n_buckets + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, order
+
+
+def bucket_dtype(n_buckets):
+    """Smallest unsigned dtype that holds bucket ids in ``[0, n_buckets)``."""
+    return np.uint8 if n_buckets <= 256 else np.uint16 if n_buckets <= 65536 else np.uint32
+
+
+def index_dtype(n):
+    """int32 when ``n`` fits, else int64."""
+    return np.int32 if n < 2**31 else np.int64

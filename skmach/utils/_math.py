@@ -1,0 +1,58 @@
+"""Numerically stable softmax, log-softmax and sigmoid (NumPy references)."""
+
+import numpy as np
+
+
+def softmax(z, axis=-1, out=None):
+    """Softmax along ``axis``; safe for logits of any magnitude.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach.utils import softmax
+    >>> softmax(np.array([[1000.0, 1000.0]])).tolist()
+    [[0.5, 0.5]]
+    """
+    z = np.asarray(z)
+    m = np.max(z, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    e = np.subtract(z, m, out=out)
+    np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def log_softmax(z, axis=-1):
+    """Log of :func:`softmax`, computed without overflow or ``log(0)``."""
+    z = np.asarray(z)
+    m = np.max(z, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    s = z - m
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def sigmoid(z, out=None):
+    """Logistic function, exact for large positive and negative ``z``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach.utils import sigmoid
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    z = np.asarray(z)
+    if out is None:
+        out = np.empty_like(z, dtype=np.result_type(z.dtype, np.float32))
+    pos = z >= 0
+    # exp of a non-positive number never overflows.
+    e = np.exp(-np.abs(z))
+    np.divide(1.0, 1.0 + e, out=out, where=pos)
+    np.divide(e, 1.0 + e, out=out, where=~pos)
+    return out
+
+
+def log_sigmoid(z):
+    """``log(sigmoid(z))`` without overflow."""
+    z = np.asarray(z)
+    return -np.logaddexp(0, -z)
