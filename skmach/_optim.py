@@ -33,41 +33,77 @@ class AdamOptimizer:
         self.vs = [np.zeros_like(p) for p in params]
 
     def _step_size(self):
-        return (
+        # a Python float, so that float32 parameters stay float32 (NEP 50)
+        return float(
             self.learning_rate
             * np.sqrt(1 - self.beta_2**self.t)
             / (1 - self.beta_1**self.t)
         )
+
+    def _apply(self, p, m, v, g, lr, where=None):
+        """In-place Adam step on arrays of one shape; ``where`` freezes entries."""
+        b1, b2 = self.beta_1, self.beta_2
+        if where is not None:
+            m_old, v_old, p_old = m.copy(), v.copy(), p.copy()
+        tmp = np.multiply(g, 1 - b1, dtype=m.dtype)
+        m *= b1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v *= b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+        if where is not None:
+            keep = ~np.broadcast_to(where, p.shape)
+            np.copyto(m, m_old, where=keep)
+            np.copyto(v, v_old, where=keep)
+            np.copyto(p, p_old, where=keep)
 
     def update(self, grads):
         """Apply one dense Adam step for every parameter."""
         self.t += 1
         lr = self._step_size()
         for p, m, v, g in zip(self.params, self.ms, self.vs, grads):
-            m *= self.beta_1
-            m += (1 - self.beta_1) * g
-            v *= self.beta_2
-            v += (1 - self.beta_2) * (g * g)
-            p -= (lr * m / (np.sqrt(v) + self.epsilon)).astype(p.dtype, copy=False)
+            self._apply(p, m, v, g, lr)
 
     def update_masked(self, grads, masks):
         """Dense step where ``masks[i]`` (broadcastable boolean) selects what moves.
 
         Frozen entries keep their parameters and moments unchanged.
         """
+        self.step(grads, masks=masks)
+
+    def step(self, grads, rows=None, masks=None):
+        """One Adam step; parameter ``i`` is updated densely or on ``rows[i]``.
+
+        Parameters
+        ----------
+        grads : list of ndarray
+            Dense gradients, or for row-sparse parameters the gradient of the
+            selected rows only.
+        rows : list of (ndarray or None), optional
+            Unique row indices whose gradient is given (lazy Adam: moments of
+            the other rows are left as they are, as for sparse features).
+        masks : list of (boolean ndarray or None), optional
+            Broadcastable to the parameter (or to its selected rows); False
+            entries are frozen.
+        """
         self.t += 1
         lr = self._step_size()
-        for p, m, v, g, mask in zip(self.params, self.ms, self.vs, grads, masks):
-            if mask is None:
-                sel = np.ones(p.shape, dtype=bool)
+        n = len(self.params)
+        rows = rows or [None] * n
+        masks = masks or [None] * n
+        for p, m, v, g, r, w in zip(self.params, self.ms, self.vs, grads, rows, masks):
+            if r is None:
+                self._apply(p, m, v, g, lr, where=w)
             else:
-                sel = np.broadcast_to(mask, p.shape)
-            m_new = self.beta_1 * m + (1 - self.beta_1) * g
-            v_new = self.beta_2 * v + (1 - self.beta_2) * (g * g)
-            np.copyto(m, m_new, where=sel)
-            np.copyto(v, v_new, where=sel)
-            step = (lr * m / (np.sqrt(v) + self.epsilon)).astype(p.dtype, copy=False)
-            np.subtract(p, step, out=p, where=sel)
+                pr, mr, vr = p[r], m[r], v[r]
+                self._apply(pr, mr, vr, g, lr, where=w)
+                p[r], m[r], v[r] = pr, mr, vr
 
     def update_rows(self, index, rows, grad_rows):
         """Sparse step on ``params[index][rows]`` only (lazy Adam).

@@ -6,6 +6,9 @@
   hash tables over neuron weight vectors (LSH-sparse training).
 """
 
-from ._universal import UniversalHashFamily
+from ._universal import PermutationFamily, UniversalHashFamily
 
-__all__ = ["UniversalHashFamily"]
+__all__ = ["UniversalHashFamily", "PermutationFamily"]
+from ._lsh import DWTAHash, LSHTables, SimHash, make_hash_family  # noqa: E402
+
+__all__ += ["SimHash", "DWTAHash", "LSHTables", "make_hash_family"]

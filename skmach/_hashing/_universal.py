@@ -119,6 +119,14 @@ class UniversalHashFamily:
         h %= self.n_buckets
         return h.astype(bucket_dtype(self.n_buckets), copy=False)
 
+    def subset(self, start, stop):
+        """The hash functions of repetitions ``start:stop`` as a new family."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.a, new.b = self.a[start:stop], self.b[start:stop]
+        new.n_repetitions = stop - start
+        return new
+
     def buckets(self, start=0, stop=None):
         """Bucket ids of classes ``start .. stop-1``, shape (n_repetitions, stop - start)."""
         stop = self.n_classes if stop is None else stop
@@ -165,6 +173,53 @@ class UniversalHashFamily:
         indptr = np.zeros(self.n_buckets + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         return indptr, order
+
+
+class PermutationFamily:
+    """R independent random bijections of ``[0, n_classes)`` onto itself.
+
+    Used instead of :class:`UniversalHashFamily` when ``n_buckets >=
+    n_classes``: hashing cannot save anything there, and a bijection avoids
+    collisions altogether, so every repetition is a plain K-way classifier on
+    relabelled classes. Stores ``n_repetitions * n_classes`` small integers.
+    Same interface as :class:`UniversalHashFamily`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach._hashing import PermutationFamily
+    >>> h = PermutationFamily(3, 2, np.random.default_rng(0))
+    >>> sorted(h.buckets()[0].tolist())
+    [0, 1, 2]
+    """
+
+    def __init__(self, n_classes, n_repetitions, random_state):
+        self.n_classes = self.n_buckets = int(n_classes)
+        self.n_repetitions = int(n_repetitions)
+        self.n_indistinct_ = 0
+        dt = bucket_dtype(self.n_buckets)
+        self.table = np.stack(
+            [random_state.permutation(self.n_classes).astype(dt) for _ in range(self.n_repetitions)]
+        )
+
+    def __call__(self, classes, rep=None):
+        c = np.asarray(classes, dtype=np.int64)
+        if c.size and (c.min() < 0 or c.max() >= self.n_classes):
+            raise ValueError(f"class indices must be in [0, {self.n_classes})")
+        return self.table[:, c] if rep is None else self.table[rep, c]
+
+    def subset(self, start, stop):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.table = self.table[start:stop]
+        new.n_repetitions = stop - start
+        return new
+
+    def buckets(self, start=0, stop=None):
+        stop = self.n_classes if stop is None else stop
+        return self.table[:, start:stop]
+
+    inverted_index = UniversalHashFamily.inverted_index
 
 
 def bucket_dtype(n_buckets):

@@ -1,0 +1,5 @@
+"""MACH: Merged-Average Classifiers via Hashing."""
+
+from ._mach import MACHClassifier
+
+__all__ = ["MACHClassifier"]

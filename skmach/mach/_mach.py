@@ -1,0 +1,642 @@
+"""MACHClassifier: Merged-Average Classifiers via Hashing (Medini et al., 2019)."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn import get_config
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .._device import resolve_device
+from .._hashing import PermutationFamily, UniversalHashFamily
+from ..utils._targets import encode_targets
+from . import _repetition_model as rm
+from ._scoring import candidate_classes, class_scores, topk_classes, unbiased
+
+_SEED_MAX = 2**31 - 1
+
+
+class MACHClassifier(ClassifierMixin, BaseEstimator):
+    """Merged-Average Classifiers via Hashing, for very many classes.
+
+    The ``K`` classes are hashed by ``R`` independent 2-universal hash
+    functions into ``B`` buckets each. ``R`` small ``B``-way classifiers (the
+    *repetitions*) learn to predict the bucket of the label; they never
+    exchange information and are trained in parallel. A class's score is the
+    average of the probabilities of its ``R`` buckets. Memory grows with
+    ``R * B``, not with ``K``.
+
+    Parameters
+    ----------
+    n_buckets : int, default=32
+        Buckets per repetition (``B``). When ``n_buckets >= n_classes``, each
+        repetition maps the classes through a random bijection instead (no
+        collisions; the model becomes an ensemble of ``R`` K-way classifiers).
+    n_repetitions : int, default=16
+        Independent hash functions and models (``R``).
+    hidden_layer_size : int, default=0
+        Built-in model: 0 for a (sparse-input) linear model, else the number of
+        ReLU units of its single hidden layer.
+    loss : {"auto", "softmax", "sigmoid"}, default="auto"
+        Output of the built-in model. ``"softmax"``: one distribution over the
+        buckets (multi-label: the target spreads over the sample's buckets).
+        ``"sigmoid"``: one probability per bucket (multi-label only).
+        ``"auto"`` is softmax for multi-class and sigmoid for multi-label
+        (the better of the two on bibtex and delicious, see
+        ``benchmarks/results/multilabel_estimators.md``).
+    aggregation : {"auto", "mean", "logmean", "min"}, default="auto"
+        How a class's bucket probabilities are combined over repetitions.
+        ``"mean"`` is the paper's estimator; ``"auto"`` is ``"mean"`` for
+        multi-class and ``"logmean"`` for multi-label.
+    n_epochs : int, default=10
+        Passes over the data (``fit``).
+    batch_size : int, default=256
+    learning_rate : float, default=0.01
+        Adam step size.
+    alpha : float, default=1e-4
+        L2 penalty; the objective is mean loss + ``alpha / 2 * ||W||^2 / n_samples``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop each repetition
+        when its validation loss stops improving (keeping its best weights).
+        Without it, a repetition stops when its training loss stops improving.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=3
+    tol : float, default=1e-4
+    estimator : classifier or None, default=None
+        Any scikit-learn classifier with ``predict_proba``, trained per
+        repetition instead of the built-in model (cloned ``R`` times, each with
+        its own ``random_state`` when it has one).
+    n_candidate_buckets : int or None, default=None
+        Sublinear inference: when set, ``predict_topk`` scores only the classes
+        in each repetition's ``n_candidate_buckets`` most probable buckets.
+    max_proba_bytes : int, default=2**30
+        ``predict_proba`` and ``decision_function`` refuse to build a dense
+        ``n_samples x n_classes`` result larger than this; use
+        :meth:`predict_topk`.
+    n_jobs : int or None, default=None
+        Repetitions trained in parallel (joblib semantics; ``-1`` uses all
+        cores). Use ``joblib.parallel_config(backend="dask")`` to run them on
+        a Dask cluster. The fitted model does not depend on ``n_jobs``.
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the numerical work runs.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (multi-label: ``arange(n_labels)``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when X has feature names that are all strings.
+    n_buckets_ : int
+        Buckets actually used, ``min(n_buckets, n_classes)``.
+    hash_family_ : UniversalHashFamily or PermutationFamily
+        The R hash functions (stored as 2*R integers).
+    coefs_ : list of ndarray
+        Weights of the built-in model, repetitions side by side (absent when
+        ``estimator`` is given).
+    estimators_ : list of classifiers
+        The fitted per-repetition classifiers (only with ``estimator``).
+    loss_curve_ : ndarray of shape (n_epochs_run,)
+        Mean training loss over repetitions at each epoch.
+    n_iter_ : ndarray of shape (n_repetitions,)
+        Epochs each repetition trained.
+    device_ : str
+        ``"cpu"`` or ``"cuda"``.
+
+    References
+    ----------
+    T. Medini, Q. Huang, Y. Wang, V. Mohan, A. Shrivastava. "Extreme
+    Classification in Log Memory using Count-Min Sketch: A Case Study of
+    Amazon Search with 50M Products." NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from skmach.datasets import make_extreme_classification
+    >>> from skmach import MACHClassifier
+    >>> X, y = make_extreme_classification(n_samples=600, n_features=200,
+    ...                                    n_classes=40, random_state=0)
+    >>> clf = MACHClassifier(n_buckets=8, n_repetitions=6, random_state=0).fit(X, y)
+    >>> labels, scores = clf.predict_topk(X[:2], k=3)
+    >>> labels.shape, scores.shape
+    ((2, 3), (2, 3))
+    """
+
+    _parameter_constraints: dict = {
+        "n_buckets": [Interval(Integral, 2, None, closed="left")],
+        "n_repetitions": [Interval(Integral, 1, 10_000, closed="both")],
+        "hidden_layer_size": [Interval(Integral, 0, None, closed="left")],
+        "loss": [StrOptions({"auto", "softmax", "sigmoid"})],
+        "aggregation": [StrOptions({"auto", "mean", "logmean", "min"})],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "n_candidate_buckets": [Interval(Integral, 1, None, closed="left"), None],
+        "max_proba_bytes": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+    }
+
+    def __init__(
+        self,
+        n_buckets=32,
+        n_repetitions=16,
+        *,
+        hidden_layer_size=0,
+        loss="auto",
+        aggregation="auto",
+        n_epochs=10,
+        batch_size=256,
+        learning_rate=0.01,
+        alpha=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        tol=1e-4,
+        estimator=None,
+        n_candidate_buckets=None,
+        max_proba_bytes=2**30,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.n_buckets = n_buckets
+        self.n_repetitions = n_repetitions
+        self.hidden_layer_size = hidden_layer_size
+        self.loss = loss
+        self.aggregation = aggregation
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.estimator = estimator
+        self.n_candidate_buckets = n_candidate_buckets
+        self.max_proba_bytes = max_proba_bytes
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the R repetitions.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Dense or sparse (CSR/CSC) features, float32 or float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels of any type, or a binary indicator matrix (dense or
+            sparse) for multi-label classification.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, not all zero.
+
+        Returns
+        -------
+        self : MACHClassifier
+        """
+        return self._fit(X, y, sample_weight, classes=None, partial=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over a chunk of data, continuing from the current model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), default=None
+            All the classes, required on the first call for multi-class
+            targets (hashing needs them all up front). For multi-label
+            targets the number of columns of ``y`` defines the classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MACHClassifier
+        """
+        first = not hasattr(self, "classes_")
+        if first:
+            self._validate_params()
+            if classes is None and not (sp.issparse(y) or np.ndim(y) == 2):
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit "
+                    "(all classes are hashed up front)."
+                )
+        elif classes is not None and (
+            len(classes) != len(self.classes_)
+            or not np.array_equal(np.sort(np.asarray(classes)), np.sort(self.classes_))
+        ):
+            raise ValueError(
+                "classes differ from those of the first call to partial_fit: "
+                f"{np.asarray(classes)[:5]!r}... vs {self.classes_[:5]!r}..."
+            )
+        return self._fit(X, y, sample_weight, classes=classes if first else self.classes_,
+                         partial=not first, first_partial=first)
+
+    def _fit(self, X, y, sample_weight, classes, partial, first_partial=False):
+        self.device_ = resolve_device(self.device)
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+            reset=not partial,
+        )
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        kind, classes_, yenc = encode_targets(y, classes)
+        if yenc.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {yenc.shape[0]}"
+            )
+        if partial:
+            if kind != self._kind:
+                raise ValueError(f"y is {kind} but the model was fitted on {self._kind} targets")
+            if kind == "multilabel" and yenc.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y has {yenc.shape[1]} label columns; the model has {len(self.classes_)}"
+                )
+        K = len(classes_)
+        if K < 2:
+            raise ValueError(
+                f"MACHClassifier needs at least 2 classes; y has {K} class(es)."
+            )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                                 ensure_non_negative=True)
+            if not np.any(sample_weight > 0):
+                raise ValueError("sample_weight must not be all zero.")
+
+        if not partial:
+            self._kind = kind
+            self.classes_ = classes_
+            self.n_buckets_ = min(self.n_buckets, K)
+            rng = check_random_state(self.random_state)
+            hash_seed, self._shuffle_seed = rng.randint(0, _SEED_MAX, size=2)
+            self._rep_seeds = rng.randint(0, _SEED_MAX, size=self.n_repetitions)
+            hrng = np.random.default_rng(hash_seed)
+            if self.n_buckets_ >= K:
+                self.hash_family_ = PermutationFamily(K, self.n_repetitions, hrng)
+            else:
+                self.hash_family_ = UniversalHashFamily(K, self.n_buckets_, self.n_repetitions, hrng)
+            self._loss = self.loss if self.loss != "auto" else (
+                "softmax" if kind == "multiclass" else "sigmoid")
+            if self._loss == "sigmoid" and kind == "multiclass":
+                # a sigmoid per bucket is allowed for multi-class too (one-vs-rest buckets)
+                pass
+            self._aggregation = self.aggregation if self.aggregation != "auto" else (
+                "mean" if kind == "multiclass" else "logmean")
+            self._n_partial_calls = 0
+            self._opt_state = None
+            if self.estimator is None:
+                self.coefs_ = None
+        elif first_partial is False and not hasattr(self, "hash_family_"):
+            raise ValueError("partial_fit state is missing; call fit first")
+
+        if self.estimator is not None:
+            if partial or first_partial:
+                if not hasattr(self.estimator, "partial_fit"):
+                    raise TypeError(
+                        "partial_fit with estimator= needs an estimator with partial_fit; "
+                        f"{type(self.estimator).__name__} has none."
+                    )
+            self._fit_estimators(X, yenc, sample_weight, incremental=partial or first_partial)
+        else:
+            self._fit_builtin(X, yenc, sample_weight, incremental=partial or first_partial)
+        if first_partial or partial:
+            self._n_partial_calls += 1
+        return self
+
+    def _groups(self):
+        R = self.n_repetitions
+        n_groups = max(1, min(R, effective_n_jobs(self.n_jobs)))
+        return [(int(g[0]), int(g[-1]) + 1) for g in np.array_split(np.arange(R), n_groups)]
+
+    def _fit_builtin(self, X, y, sample_weight, incremental):
+        X = X.astype(np.float32, copy=False)
+        if sp.issparse(X):
+            X = X.tocsr()
+            X.sort_indices()
+        n = X.shape[0]
+        B, H = self.n_buckets_, self.hidden_layer_size
+        cfg = rm.TrainConfig(
+            n_buckets=B, hidden_layer_size=H, loss=self._loss,
+            n_epochs=1 if incremental else self.n_epochs, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, alpha=self.alpha,
+            early_stopping=self.early_stopping and not incremental,
+            n_iter_no_change=self.n_iter_no_change if not incremental else 10**9,
+            tol=self.tol,
+        )
+        rng = np.random.default_rng([self._shuffle_seed, getattr(self, "_n_partial_calls", 0)])
+        idx = np.arange(n)
+        val_index = None
+        if cfg.early_stopping:
+            n_val = int(round(self.validation_fraction * n))
+            if n_val < 1 or n - n_val < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no validation "
+                    f"or no training samples out of {n}."
+                )
+            perm = rng.permutation(n)
+            val_index, idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        orders = [rng.permutation(idx) for _ in range(cfg.n_epochs)]
+        groups = self._groups()
+        old = self.coefs_
+        state = self._opt_state if incremental else None
+        jobs = []
+        for r0, r1 in groups:
+            p = None if old is None else rm.slice_params(old, r0, r1, B, H)
+            st = None
+            if state is not None:
+                st = {"ms": rm.slice_params(state["ms"], r0, r1, B, H),
+                      "vs": rm.slice_params(state["vs"], r0, r1, B, H), "t": state["t"]}
+            jobs.append(delayed(rm.train_group)(
+                X, y, sample_weight, self.hash_family_.subset(r0, r1), p, st, cfg,
+                self._rep_seeds[r0:r1], orders, val_index=val_index, n_total=n,
+            ))
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=self.verbose)(jobs)
+        self.coefs_ = rm.concat_params([r["params"] for r in results], H)
+        if incremental:
+            self._opt_state = {
+                "ms": rm.concat_params([r["opt_state"]["ms"] for r in results], H),
+                "vs": rm.concat_params([r["opt_state"]["vs"] for r in results], H),
+                "t": results[0]["opt_state"]["t"],
+            }
+        else:
+            self._opt_state = None
+        curves = [r["loss_curves"] for r in results]
+        n_ep = max(c.shape[0] for c in curves)
+        full = np.full((n_ep, self.n_repetitions), np.nan)
+        col = 0
+        for c in curves:
+            full[: c.shape[0], col:col + c.shape[1]] = c
+            col += c.shape[1]
+        curve = np.nanmean(full, axis=1)
+        if incremental and hasattr(self, "loss_curve_") and self._n_partial_calls:
+            self.loss_curve_ = np.concatenate([self.loss_curve_, curve])
+        else:
+            self.loss_curve_ = curve
+        n_iter = np.concatenate([r["n_iter"] for r in results])
+        self.n_iter_ = n_iter + (self.n_iter_ if incremental and hasattr(self, "n_iter_")
+                                 and self._n_partial_calls else 0)
+        if self.verbose:
+            print(f"[MACH] device={self.device_} repetitions={self.n_repetitions} "
+                  f"buckets={B} final loss={self.loss_curve_[-1]:.4f}")
+
+    def _fit_estimators(self, X, y, sample_weight, incremental):
+        R, B = self.n_repetitions, self.n_buckets_
+        if incremental and getattr(self, "estimators_", None) is not None and self._n_partial_calls:
+            ests = self.estimators_
+        else:
+            ests = []
+            for r in range(R):
+                est = clone(self.estimator)
+                if "random_state" in est.get_params():
+                    est.set_params(random_state=int(self._rep_seeds[r]))
+                ests.append(est)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=self.verbose)(
+            delayed(_fit_one_estimator)(est, X, y, sample_weight, self.hash_family_.subset(r, r + 1),
+                                        B, incremental)
+            for r, est in enumerate(ests)
+        )
+        self.n_iter_ = np.ones(R, dtype=int)
+
+    # ---------------------------------------------------------- prediction
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32], reset=False)
+
+    def _chunk_rows(self, n):
+        """Rows per chunk so that bucket probabilities fit in working memory."""
+        wm = get_config()["working_memory"] * 2**20
+        per_row = self.n_repetitions * self.n_buckets_ * 4 * 3
+        return int(max(1, min(n, wm // per_row)))
+
+    def predict_bucket_proba(self, X):
+        """Bucket probabilities of every repetition, shape (n_samples, R, B).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        P : ndarray of shape (n_samples, n_repetitions, n_buckets_), float32
+        """
+        X = self._check_X(X)
+        return self._bucket_proba(X)
+
+    def _bucket_proba(self, X):
+        if self.estimator is not None:
+            return np.stack([_estimator_bucket_proba(e, X, self.n_buckets_, self._kind)
+                             for e in self.estimators_], axis=1).astype(np.float32)
+        Xf = X.astype(np.float32, copy=False)
+        if sp.issparse(Xf):
+            Xf = Xf.tocsr()
+        return rm.predict_buckets(Xf, self.coefs_, self.n_buckets_, self.hidden_layer_size,
+                                  self._loss)
+
+    def _iter_chunks(self, X):
+        step = self._chunk_rows(X.shape[0])
+        for s in range(0, X.shape[0], step):
+            yield s, min(X.shape[0], s + step)
+
+    def _no_collisions(self):
+        return isinstance(self.hash_family_, PermutationFamily)
+
+    def _finish_scores(self, S):
+        """Turn aggregated bucket probabilities into the reported class scores."""
+        if self._aggregation == "mean" and not self._no_collisions():
+            unbiased(S, self.n_buckets_)
+        return S
+
+    def predict_topk(self, X, k=5):
+        """The ``k`` best classes of each sample, best first.
+
+        Classes are scored in blocks (``sklearn.set_config(working_memory=...)``
+        bounds a block), so memory stays ``O(chunk x n_classes)`` at most and
+        no ``n_samples x n_classes`` matrix is built.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        k : int, default=5
+            ``1 <= k <= n_classes``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples, k)
+            Labels from ``classes_``.
+        scores : ndarray of shape (n_samples, k), float32
+            Their scores (the unbiased estimator for ``aggregation="mean"``).
+        """
+        X = self._check_X(X)
+        K = len(self.classes_)
+        if not isinstance(k, (Integral, np.integer)) or isinstance(k, bool):
+            raise TypeError(f"k must be an integer; got {type(k).__name__}")
+        if not 1 <= k <= K:
+            raise ValueError(f"k must be in [1, n_classes={K}]; got k={k}")
+        labels = np.empty((X.shape[0], k), dtype=self.classes_.dtype)
+        scores = np.empty((X.shape[0], k), dtype=np.float32)
+        wm = get_config()["working_memory"]
+        inv = None
+        if self.n_candidate_buckets is not None:
+            inv = self._inverted_indices()
+        for s, e in self._iter_chunks(X):
+            P = self._bucket_proba(X[s:e])
+            cand = None
+            if inv is not None:
+                cand = candidate_classes(P, inv, self.n_candidate_buckets)
+            idx, val = topk_classes(P, self.hash_family_, K, k, self._aggregation,
+                                    candidates=cand, working_memory_mb=wm)
+            labels[s:e] = self.classes_[idx]
+            scores[s:e] = self._finish_scores(val.astype(np.float32))
+        return labels, scores
+
+    def _inverted_indices(self):
+        inv = getattr(self, "_inv_cache", None)
+        if inv is None:
+            inv = [self.hash_family_.inverted_index(r) for r in range(self.n_repetitions)]
+            self._inv_cache = inv
+        return inv
+
+    def _dense_scores(self, X, method):
+        X = self._check_X(X)
+        K = len(self.classes_)
+        need = X.shape[0] * K * 8
+        if need > self.max_proba_bytes:
+            raise ValueError(
+                f"{method} would build a dense {X.shape[0]} x {K} matrix "
+                f"({need / 2**30:.1f} GiB > max_proba_bytes={self.max_proba_bytes}); "
+                "use predict_topk(X, k) instead, or score X in smaller chunks."
+            )
+        out = np.empty((X.shape[0], K), dtype=np.float64)
+        classes = np.arange(K)
+        for s, e in self._iter_chunks(X):
+            P = self._bucket_proba(X[s:e])
+            out[s:e] = class_scores(P, self.hash_family_, classes, self._aggregation)
+        return out
+
+    def decision_function(self, X):
+        """Class scores: the unbiased estimator of each class's probability.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes), or (n_samples,)
+            for two classes (score of ``classes_[1]`` minus that of ``classes_[0]``).
+        """
+        S = self._finish_scores(self._dense_scores(X, "decision_function"))
+        if len(self.classes_) == 2 and self._kind == "multiclass":
+            return S[:, 1] - S[:, 0]
+        return S
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Multi-class: the unbiased estimator clipped at 0 and renormalised, so
+        each row sums to 1. Multi-label: each label's estimated probability.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        S = self._dense_scores(X, "predict_proba")
+        if self._kind == "multilabel":
+            return np.clip(S, 0.0, 1.0)
+        S = self._finish_scores(S)
+        np.maximum(S, 0, out=S)
+        tot = S.sum(axis=1, keepdims=True)
+        zero = tot[:, 0] <= 0
+        S[zero] = 1.0
+        tot[zero] = S.shape[1]
+        S /= tot
+        return S
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Multi-class: the best class. Multi-label: an indicator of the labels
+        whose estimated probability is at least 0.5 (sparse CSR when the
+        model was fitted on a sparse ``y``... and always when it would be
+        larger than ``max_proba_bytes``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+        """
+        if self._kind == "multiclass":
+            return self.predict_topk(X, 1)[0][:, 0]
+        P = self.predict_proba(X)
+        return (P >= 0.5).astype(np.int64)
+
+
+def _fit_one_estimator(est, X, y, sample_weight, family, n_buckets, incremental):
+    """Fit one repetition's scikit-learn classifier on bucket targets."""
+    if sp.issparse(y):
+        rows = np.repeat(np.arange(y.shape[0]), np.diff(y.indptr))
+        cols = family(y.indices)[0].astype(np.int64)
+        yb = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(y.shape[0], n_buckets))
+        yb.data[:] = 1
+        yb = yb.toarray().astype(np.int64)
+    else:
+        yb = family(y)[0].astype(np.int64)
+    kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+    if incremental:
+        if yb.ndim == 1:
+            est.partial_fit(X, yb, classes=np.arange(n_buckets), **kw)
+        else:
+            est.partial_fit(X, yb, classes=np.arange(n_buckets), **kw)
+    else:
+        est.fit(X, yb, **kw)
+    return est
+
+
+def _estimator_bucket_proba(est, X, n_buckets, kind):
+    """(n, B) bucket probabilities from one fitted scikit-learn classifier."""
+    proba = est.predict_proba(X)
+    if isinstance(proba, list):  # multi-output style: list of (n, 2)
+        proba = np.column_stack([p[:, -1] for p in proba])
+    proba = np.asarray(proba)
+    if kind == "multilabel":
+        return proba
+    out = np.zeros((proba.shape[0], n_buckets), dtype=np.float64)
+    out[:, np.asarray(est.classes_, dtype=np.int64)] = proba
+    return out

@@ -1,0 +1,370 @@
+"""The built-in per-repetition model of MACH (NumPy/SciPy reference).
+
+Each repetition ``r`` is a B-way classifier from the features to the bucket
+``h_r(y)`` of the label: a sparse-input linear model (``hidden_layer_size=0``)
+or a network with one ReLU hidden layer, trained by minibatch Adam.
+
+Repetitions never exchange information. For speed, a contiguous *group* of
+repetitions is trained in one pass over the data, with their weights stored
+side by side, so that one sparse product ``X @ W`` serves the whole group.
+Everything that is computed is column-separable (per-repetition softmax,
+per-repetition weights drawn from the repetition's own seed, element-wise
+Adam, per-repetition early stopping), and every repetition sees the same
+minibatch order, so a repetition's weights do not depend on which group it
+was trained in: the model is the same whatever ``n_jobs`` is.
+
+Parameter layout for ``g`` repetitions, ``d`` features, ``H`` hidden units
+and ``B`` buckets:
+
+- linear: ``W`` (d, g*B), ``b`` (g*B,)
+- hidden: ``W1`` (d, g*H), ``b1`` (g*H,), ``W2`` (g, H, B), ``b2`` (g, B)
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._optim import AdamOptimizer
+from ..utils._math import log_sigmoid, log_softmax, sigmoid, softmax
+
+DTYPE = np.float32
+
+
+@dataclass
+class TrainConfig:
+    n_buckets: int
+    hidden_layer_size: int
+    loss: str  # "softmax" | "sigmoid"
+    n_epochs: int
+    batch_size: int
+    learning_rate: float
+    alpha: float
+    early_stopping: bool
+    n_iter_no_change: int
+    tol: float
+
+
+# --------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------
+
+def init_params(n_features, n_buckets, hidden, seeds):
+    """Weights of the repetitions whose seeds are given, side by side.
+
+    Each repetition's block is drawn from its own seed (Glorot uniform, as
+    scikit-learn's MLP), so it is the same whichever group it belongs to.
+    """
+    g, B, d, H = len(seeds), n_buckets, n_features, hidden
+    rngs = [np.random.default_rng(s) for s in seeds]
+    if H == 0:
+        # The linear model is convex: start from zero (uniform buckets).
+        return [np.zeros((d, g * B), DTYPE), np.zeros(g * B, DTYPE)]
+    W1 = np.empty((d, g * H), DTYPE)
+    W2 = np.empty((g, H, B), DTYPE)
+    lim1 = np.sqrt(6.0 / (d + H))
+    lim2 = np.sqrt(6.0 / (H + B))
+    for j, rng in enumerate(rngs):
+        W1[:, j * H:(j + 1) * H] = rng.uniform(-lim1, lim1, (d, H))
+        W2[j] = rng.uniform(-lim2, lim2, (H, B))
+    return [W1, np.zeros(g * H, DTYPE), W2, np.zeros((g, B), DTYPE)]
+
+
+def n_repetitions_of(params, n_buckets, hidden):
+    """Number of repetitions stored in ``params``."""
+    return params[2].shape[0] if hidden else params[1].shape[0] // n_buckets
+
+
+def slice_params(params, start, stop, n_buckets, hidden):
+    """Copy of repetitions ``start:stop`` (contiguous arrays)."""
+    B, H = n_buckets, hidden
+    if H == 0:
+        W, b = params
+        return [np.ascontiguousarray(W[:, start * B:stop * B]), b[start * B:stop * B].copy()]
+    W1, b1, W2, b2 = params
+    return [
+        np.ascontiguousarray(W1[:, start * H:stop * H]),
+        b1[start * H:stop * H].copy(),
+        W2[start:stop].copy(),
+        b2[start:stop].copy(),
+    ]
+
+
+def concat_params(groups, hidden):
+    """Inverse of :func:`slice_params` over consecutive groups."""
+    if hidden == 0:
+        return [np.hstack([g[0] for g in groups]), np.concatenate([g[1] for g in groups])]
+    return [
+        np.hstack([g[0] for g in groups]),
+        np.concatenate([g[1] for g in groups]),
+        np.concatenate([g[2] for g in groups]),
+        np.concatenate([g[3] for g in groups]),
+    ]
+
+
+def param_masks(active, n_buckets, hidden):
+    """Adam masks that freeze the repetitions where ``active`` is False."""
+    if hidden == 0:
+        col = np.repeat(active, n_buckets)
+        return [col[None, :], col]
+    col = np.repeat(active, hidden)
+    return [col[None, :], col, active[:, None, None], active[:, None]]
+
+
+# --------------------------------------------------------------------------
+# forward / backward
+# --------------------------------------------------------------------------
+
+def forward(X, params, n_buckets, hidden):
+    """Logits of shape (n, g, B), and the hidden activations (or None)."""
+    n = X.shape[0]
+    if hidden == 0:
+        W, b = params
+        Z = X @ W
+        Z += b
+        return Z.reshape(n, -1, n_buckets), None
+    W1, b1, W2, b2 = params
+    A = X @ W1
+    A += b1
+    np.maximum(A, 0, out=A)
+    g = W2.shape[0]
+    Ag = A.reshape(n, g, hidden).transpose(1, 0, 2)  # (g, n, H)
+    Z = np.matmul(Ag, W2)  # (g, n, B)
+    Z += b2[:, None, :]
+    return Z.transpose(1, 0, 2), A
+
+
+def output_probabilities(Z, loss):
+    """Bucket probabilities from logits (n, g, B)."""
+    return softmax(Z, axis=-1) if loss == "softmax" else sigmoid(Z)
+
+
+def backward(X, params, A, dZ, n_buckets, hidden, alpha_scaled, rows=None):
+    """Gradients for the parameters given ``dZ`` (n, g, B) (already averaged).
+
+    With ``rows`` (the features present in a sparse minibatch), ``X`` has
+    only those columns and the first-layer gradient is returned for those
+    rows only (row-sparse, for lazy Adam).
+    """
+    n = X.shape[0]
+    W = params[0]
+    Wr = W if rows is None else W[rows]
+    if hidden == 0:
+        D = dZ.reshape(n, -1)
+        gW = np.asarray(X.T @ D)
+        if alpha_scaled:
+            gW += alpha_scaled * Wr
+        return [gW, D.sum(axis=0)]
+    _, _, W2, _ = params
+    g = W2.shape[0]
+    dZg = np.ascontiguousarray(dZ.transpose(1, 0, 2))  # (g, n, B)
+    Ag = A.reshape(n, g, hidden).transpose(1, 0, 2)  # (g, n, H)
+    gW2 = np.matmul(Ag.transpose(0, 2, 1), dZg)  # (g, H, B)
+    gb2 = dZg.sum(axis=1)
+    dA = np.matmul(dZg, W2.transpose(0, 2, 1))  # (g, n, H)
+    dA = dA.transpose(1, 0, 2).reshape(n, g * hidden)
+    dA *= A > 0
+    gW1 = np.asarray(X.T @ dA)
+    if alpha_scaled:
+        gW1 += alpha_scaled * Wr
+        gW2 += alpha_scaled * W2
+    return [gW1, dA.sum(axis=0), gW2, gb2]
+
+
+def local_columns(Xb, n_features):
+    """Features present in a CSR minibatch, and the batch restricted to them."""
+    present = np.zeros(n_features, dtype=bool)
+    present[Xb.indices] = True
+    cols = np.flatnonzero(present)
+    remap = np.cumsum(present) - 1
+    Xl = sp.csr_matrix((Xb.data, remap[Xb.indices], Xb.indptr), shape=(Xb.shape[0], len(cols)))
+    return cols, Xl
+
+
+# --------------------------------------------------------------------------
+# targets
+# --------------------------------------------------------------------------
+
+def bucket_targets(y, buckets_of, n, g, n_buckets, loss):
+    """Target array T of shape (n, g, B) and per-sample weights of the loss.
+
+    Parameters
+    ----------
+    y : ndarray of int (multi-class) or CSR indicator (multi-label)
+    buckets_of : callable
+        ``buckets_of(class_indices)`` -> bucket ids (g, len(class_indices)).
+    loss : {"softmax", "sigmoid"}
+        For multi-label softmax the target spreads evenly over the sample's
+        distinct buckets; samples with no label get weight 0.
+    """
+    B = n_buckets
+    T = np.zeros((n, g, B), DTYPE)
+    rep = np.arange(g)[:, None]
+    if not sp.issparse(y):
+        Hy = buckets_of(y).astype(np.int64)  # (g, n)
+        T[np.arange(n)[None, :], rep, Hy] = 1.0
+        return T, None
+    rows = np.repeat(np.arange(n), np.diff(y.indptr))
+    Hy = buckets_of(y.indices).astype(np.int64)  # (g, nnz)
+    T[np.broadcast_to(rows, Hy.shape), np.broadcast_to(rep, Hy.shape), Hy] = 1.0
+    if loss == "sigmoid":
+        return T, None
+    counts = T.sum(axis=2, keepdims=True)
+    has = counts[:, 0, 0] > 0
+    np.divide(T, counts, out=T, where=counts > 0)
+    return T, has.astype(DTYPE)
+
+
+def loss_and_grad_logits(Z, T, loss, weights):
+    """Per-repetition mean loss (g,) and dL/dZ (n, g, B) of the weighted mean loss."""
+    n = Z.shape[0]
+    w = np.ones(n, DTYPE) if weights is None else weights
+    wsum = float(w.sum())
+    if wsum <= 0:
+        return np.zeros(Z.shape[1]), np.zeros_like(Z)
+    if loss == "softmax":
+        logP = log_softmax(Z, axis=-1)
+        per = -(T * logP).sum(axis=2)  # (n, g)
+        dZ = np.exp(logP)
+        dZ -= T  # T rows sum to 1, or to 0 for samples without a label
+        dZ *= T.sum(axis=2, keepdims=True) > 0  # ... which contribute nothing
+    else:
+        per = -(T * log_sigmoid(Z) + (1 - T) * log_sigmoid(-Z)).sum(axis=2)
+        dZ = sigmoid(Z)
+        dZ -= T
+    scale = (w / wsum).astype(DTYPE)
+    dZ *= scale[:, None, None]
+    return scale @ per, dZ
+
+
+# --------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------
+
+def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_seeds,
+                epoch_orders, val_index=None, n_total=None):
+    """Train one group of repetitions.
+
+    Parameters
+    ----------
+    X : CSR matrix or ndarray (float32), training rows only
+    y : ndarray of int or CSR indicator, aligned with X
+    sample_weight : ndarray or None
+    buckets_of : callable
+        Bucket ids of class indices for this group's repetitions (g, m).
+    params : list of ndarray or None
+        Current weights (``None``: initialise from ``rep_seeds``).
+    opt_state : dict or None
+        Adam moments and step of a previous call (``partial_fit``).
+    cfg : TrainConfig
+    epoch_orders : list of ndarray
+        The minibatch order of each epoch (shared by all repetitions).
+    val_index : ndarray or None
+        Rows of ``X`` held out for early stopping (not in ``epoch_orders``).
+
+    Returns
+    -------
+    dict with params, opt_state, loss_curves (n_epochs_run, g), n_iter (g,),
+    validation_scores (or None).
+    """
+    g = len(rep_seeds)
+    B, H = cfg.n_buckets, cfg.hidden_layer_size
+    n_features = X.shape[1]
+    sparse_X = sp.issparse(X)
+    if params is None:
+        params = init_params(n_features, B, H, rep_seeds)
+    opt = AdamOptimizer(params, learning_rate=cfg.learning_rate)
+    if opt_state is not None:
+        opt.ms, opt.vs, opt.t = opt_state["ms"], opt_state["vs"], opt_state["t"]
+    n_fit = len(epoch_orders[0]) if epoch_orders else 0
+    alpha_scaled = cfg.alpha / max(1, n_total if n_total else n_fit)
+
+    if val_index is not None:
+        Xv = X[val_index]
+        yv = y[val_index]
+        wv = None if sample_weight is None else sample_weight[val_index]
+        Tv, tw = bucket_targets(yv, buckets_of, Xv.shape[0], g, B, cfg.loss)
+        wv = _combine(wv, tw)
+
+    active = np.ones(g, dtype=bool)
+    best = np.full(g, np.inf)
+    best_params = [p.copy() for p in params] if val_index is not None else None
+    no_improve = np.zeros(g, dtype=int)
+    n_iter = np.zeros(g, dtype=int)
+    curves, val_curves = [], []
+    for order in epoch_orders:
+        epoch_loss = np.zeros(g)
+        seen = 0.0
+        Xe = X[order]
+        ye = y[order]
+        we = None if sample_weight is None else sample_weight[order]
+        for s in range(0, len(order), cfg.batch_size):
+            e = min(len(order), s + cfg.batch_size)
+            Xb = Xe[s:e]
+            yb = ye[s:e]
+            Z, A = forward(Xb, params, B, H)
+            T, tw = bucket_targets(yb, buckets_of, e - s, g, B, cfg.loss)
+            wb = _combine(None if we is None else we[s:e], tw)
+            lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, wb)
+            if sparse_X:
+                cols, Xl = local_columns(Xb, n_features)
+                grads = backward(Xl, params, A, dZ, B, H, alpha_scaled, rows=cols)
+                rows = [cols] + [None] * (len(params) - 1)
+            else:
+                grads = backward(Xb, params, A, dZ, B, H, alpha_scaled)
+                rows = None
+            opt.step(grads, rows=rows,
+                     masks=None if active.all() else param_masks(active, B, H))
+            bw = (e - s) if wb is None else float(wb.sum())
+            epoch_loss += lval * bw
+            seen += bw
+        epoch_loss /= max(seen, 1e-12)
+        curves.append(epoch_loss)
+        n_iter += active
+        if val_index is not None:
+            Zv, _ = forward(Xv, params, B, H)
+            vloss, _ = loss_and_grad_logits(Zv, Tv, cfg.loss, wv)
+            val_curves.append(vloss)
+            crit = vloss
+        else:
+            crit = epoch_loss
+        improved = crit < best - cfg.tol
+        no_improve = np.where(improved, 0, no_improve + 1)
+        if best_params is not None:
+            _copy_reps(best_params, params, improved & active, B, H)
+        best = np.where(improved, np.minimum(best, crit), best)
+        active &= no_improve < cfg.n_iter_no_change
+        if not active.any():
+            break
+    if best_params is not None:
+        params = best_params
+    state = {"ms": opt.ms, "vs": opt.vs, "t": opt.t}
+    return {
+        "params": params,
+        "opt_state": state,
+        "loss_curves": np.array(curves).reshape(-1, g),
+        "validation_curves": np.array(val_curves).reshape(-1, g) if val_curves else None,
+        "n_iter": n_iter,
+    }
+
+
+def _combine(w, tw):
+    if w is None:
+        return tw
+    if tw is None:
+        return w.astype(DTYPE, copy=False)
+    return (w * tw).astype(DTYPE, copy=False)
+
+
+def _copy_reps(dst, src, which, n_buckets, hidden):
+    """dst[rep] = src[rep] for the repetitions in ``which``."""
+    if not which.any():
+        return
+    for d, s, m in zip(dst, src, param_masks(which, n_buckets, hidden)):
+        np.copyto(d, s, where=np.broadcast_to(m, d.shape))
+
+
+def predict_buckets(X, params, n_buckets, hidden, loss):
+    """Bucket probabilities (n, R, B) of the repetitions in ``params``."""
+    Z, _ = forward(X, params, n_buckets, hidden)
+    return output_probabilities(Z, loss)
