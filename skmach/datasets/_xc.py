@@ -16,6 +16,7 @@ import lzma
 import numbers
 import os
 import re
+import warnings
 from itertools import islice
 
 import numpy as np
@@ -138,7 +139,10 @@ def _fromstring(s, dtype, sep):
     if not s:
         return np.empty(0, dtype=dtype)
     try:
-        return np.fromstring(s, dtype=dtype, sep=sep)
+        with warnings.catch_warnings():
+            # Unparsable text: a DeprecationWarning in NumPy < 2.5, an error later.
+            warnings.simplefilter("error", DeprecationWarning)
+            return np.fromstring(s, dtype=dtype, sep=sep)
     except (ValueError, DeprecationWarning):
         return None
 

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.utils import get_tags
 from sklearn import get_config
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -262,6 +264,10 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
                          partial=not first, first_partial=first)
 
     def _fit(self, X, y, sample_weight, classes, partial, first_partial=False):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         self.device_ = resolve_device(self.device)
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
@@ -290,7 +296,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
             if not np.any(sample_weight > 0):
-                raise ValueError("sample_weight must not be all zero.")
+                raise ValueError("sample_weight must not be all zero (no sample would count).")
 
         if not partial:
             self._kind = kind
@@ -416,8 +422,11 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
             ests = []
             for r in range(R):
                 est = clone(self.estimator)
-                if "random_state" in est.get_params():
-                    est.set_params(random_state=int(self._rep_seeds[r]))
+                if self._kind == "multilabel" and not get_tags(est).classifier_tags.multi_label:
+                    est = OneVsRestClassifier(est)
+                for name in est.get_params():
+                    if name == "random_state" or name.endswith("__random_state"):
+                        est.set_params(**{name: int(self._rep_seeds[r])})
                 ests.append(est)
         self.estimators_ = Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=self.verbose)(
             delayed(_fit_one_estimator)(est, X, y, sample_weight, self.hash_family_.subset(r, r + 1),
@@ -574,6 +583,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
+        check_is_fitted(self)
         S = self._dense_scores(X, "predict_proba")
         if self._kind == "multilabel":
             return np.clip(S, 0.0, 1.0)
@@ -602,6 +612,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
         """
+        check_is_fitted(self)
         if self._kind == "multiclass":
             return self.predict_topk(X, 1)[0][:, 0]
         P = self.predict_proba(X)

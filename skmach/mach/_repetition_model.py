@@ -115,16 +115,32 @@ def param_masks(active, n_buckets, hidden):
 # forward / backward
 # --------------------------------------------------------------------------
 
+def matmul_blocks(X, W, width):
+    """``X @ W`` computed ``width`` columns at a time when ``X`` is dense.
+
+    BLAS may round a column of a product differently depending on how many
+    columns the product has. One product per repetition block makes each
+    repetition's numbers independent of its group (and so of ``n_jobs``).
+    Sparse products (SciPy) are column-separable already.
+    """
+    if sp.issparse(X) or sp.issparse(W):
+        return np.asarray(X @ W)
+    out = np.empty((X.shape[0], W.shape[1]), dtype=np.result_type(X, W))
+    for s in range(0, W.shape[1], width):
+        out[:, s:s + width] = X @ np.ascontiguousarray(W[:, s:s + width])
+    return out
+
+
 def forward(X, params, n_buckets, hidden):
     """Logits of shape (n, g, B), and the hidden activations (or None)."""
     n = X.shape[0]
     if hidden == 0:
         W, b = params
-        Z = X @ W
+        Z = matmul_blocks(X, W, n_buckets)
         Z += b
         return Z.reshape(n, -1, n_buckets), None
     W1, b1, W2, b2 = params
-    A = X @ W1
+    A = matmul_blocks(X, W1, hidden)
     A += b1
     np.maximum(A, 0, out=A)
     g = W2.shape[0]
@@ -151,7 +167,7 @@ def backward(X, params, A, dZ, n_buckets, hidden, alpha_scaled, rows=None):
     Wr = W if rows is None else W[rows]
     if hidden == 0:
         D = dZ.reshape(n, -1)
-        gW = np.asarray(X.T @ D)
+        gW = matmul_blocks(X.T, D, n_buckets)
         if alpha_scaled:
             gW += alpha_scaled * Wr
         return [gW, D.sum(axis=0)]
@@ -164,7 +180,7 @@ def backward(X, params, A, dZ, n_buckets, hidden, alpha_scaled, rows=None):
     dA = np.matmul(dZg, W2.transpose(0, 2, 1))  # (g, n, H)
     dA = dA.transpose(1, 0, 2).reshape(n, g * hidden)
     dA *= A > 0
-    gW1 = np.asarray(X.T @ dA)
+    gW1 = matmul_blocks(X.T, dA, hidden)
     if alpha_scaled:
         gW1 += alpha_scaled * Wr
         gW2 += alpha_scaled * W2
@@ -234,7 +250,8 @@ def loss_and_grad_logits(Z, T, loss, weights):
         dZ -= T
     scale = (w / wsum).astype(DTYPE)
     dZ *= scale[:, None, None]
-    return scale @ per, dZ
+    # a column-wise reduction rather than a BLAS product: see matmul_blocks
+    return (per * scale[:, None]).sum(axis=0), dZ
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skmach._hashing import PermutationFamily, UniversalHashFamily
+from skmach._hashing._universal import MAX_CLASSES
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(2, 64))
+def test_buckets_close_to_uniform(seed, B):
+    K = 20_000
+    h = UniversalHashFamily(K, B, 3, np.random.default_rng(seed), distinct=False)
+    counts = np.bincount(h.buckets()[0], minlength=B)
+    # Chi-square statistic of a uniform allocation: mean B-1, sd sqrt(2(B-1)).
+    # Universal hashing of consecutive integers is usually *more* even.
+    expected = K / B
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < (B - 1) + 8 * np.sqrt(2 * (B - 1)) + 20
+
+
+def test_pairwise_collision_rate_close_to_one_over_B():
+    B, K = 16, 400
+    rates = []
+    for seed in range(50):
+        h = UniversalHashFamily(K, B, 1, np.random.default_rng(seed), distinct=False)
+        b = h.buckets()[0]
+        same = (b[:, None] == b[None, :]).sum() - K
+        rates.append(same / (K * (K - 1)))
+    assert abs(np.mean(rates) - 1 / B) < 0.15 / B
+
+
+def test_repetitions_are_independent():
+    h = UniversalHashFamily(5000, 8, 2, np.random.default_rng(3), distinct=False)
+    b0, b1 = h.buckets()
+    joint = np.histogram2d(b0, b1, bins=8)[0] / 5000
+    np.testing.assert_allclose(joint, 1 / 64, atol=0.01)
+
+
+def test_redraw_makes_bucket_vectors_distinct():
+    # 8**5 = 32768: about 0.6 colliding pairs expected per draw, so a redraw
+    # is needed now and then and a distinct draw comes quickly.
+    h = UniversalHashFamily(200, 8, 5, np.random.default_rng(0))
+    vecs = {tuple(col) for col in h.buckets().T.tolist()}
+    assert h.n_indistinct_ == 0 and len(vecs) == 200
+
+
+def test_impossible_distinctness_keeps_one_draw_without_warning(recwarn):
+    h = UniversalHashFamily(100, 2, 3, np.random.default_rng(0))  # 2**3 < 100
+    assert h.n_indistinct_ > 0
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_crowded_draw_warns():
+    with pytest.warns(RuntimeWarning, match="share their bucket"):
+        UniversalHashFamily(200, 4, 5, np.random.default_rng(0))  # ~20 pairs per draw
+
+
+def test_subset_and_single_repetition_agree():
+    h = UniversalHashFamily(1000, 32, 6, np.random.default_rng(0))
+    c = np.arange(1000)
+    np.testing.assert_array_equal(h.subset(2, 5)(c), h(c)[2:5])
+    np.testing.assert_array_equal(h(c, rep=4), h(c)[4])
+
+
+def test_class_indices_near_the_limit():
+    h = UniversalHashFamily(MAX_CLASSES, 1024, 2, np.random.default_rng(0), distinct=False)
+    b = h(np.array([0, MAX_CLASSES - 1]))
+    assert b.max() < 1024 and b.min() >= 0
+    with pytest.raises(ValueError, match="class indices"):
+        h(np.array([MAX_CLASSES]))
+    with pytest.raises(ValueError, match="n_classes"):
+        UniversalHashFamily(MAX_CLASSES + 1, 4, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_buckets"):
+        UniversalHashFamily(10, 1, 2, np.random.default_rng(0))
+
+
+def test_inverted_index_lists_each_class_once():
+    h = UniversalHashFamily(300, 7, 2, np.random.default_rng(0))
+    indptr, cls = h.inverted_index(1)
+    assert sorted(cls.tolist()) == list(range(300))
+    b = h.buckets()[1]
+    for bucket in range(7):
+        assert set(cls[indptr[bucket]:indptr[bucket + 1]].tolist()) == set(np.flatnonzero(b == bucket))
+
+
+def test_permutation_family_is_a_bijection():
+    h = PermutationFamily(6, 3, np.random.default_rng(0))
+    for r in range(3):
+        assert sorted(h.buckets()[r].tolist()) == list(range(6))

@@ -1,0 +1,213 @@
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import config_context
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+from skmach import MACHClassifier
+from skmach.datasets import make_extreme_classification
+from skmach.metrics import precision_at_k
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    X, y = make_extreme_classification(n_samples=1500, n_features=300, n_classes=60,
+                                       random_state=0)
+    return X[:1200], X[1200:], y[:1200], y[1200:]
+
+
+@pytest.fixture(scope="module")
+def multilabel():
+    X, Y = make_extreme_classification(n_samples=1500, n_features=300, n_classes=80,
+                                       multilabel=True, random_state=1)
+    return X[:1200], X[1200:], Y[:1200], Y[1200:]
+
+
+def _p_at_1(clf, X, y):
+    top, _ = clf.predict_topk(X, 1)
+    return np.mean(top[:, 0] == y)
+
+
+def test_multiclass_learns_far_above_chance(multiclass):
+    Xtr, Xte, ytr, yte = multiclass
+    clf = MACHClassifier(n_buckets=16, n_repetitions=8, random_state=0).fit(Xtr, ytr)
+    majority = np.bincount(ytr).max() / len(ytr)
+    assert _p_at_1(clf, Xte, yte) > max(0.3, 2 * majority)
+    assert np.mean(clf.predict(Xte) == yte) == pytest.approx(_p_at_1(clf, Xte, yte))
+
+
+def test_string_labels(multiclass):
+    Xtr, Xte, ytr, yte = multiclass
+    names = np.array([f"pkg-{i:03d}" for i in range(60)])  # same order as the ints
+    clf = MACHClassifier(n_buckets=16, n_repetitions=4, random_state=0).fit(Xtr, names[ytr])
+    assert clf.classes_.dtype.kind == "U"
+    pred = clf.predict(Xte)
+    ref = MACHClassifier(n_buckets=16, n_repetitions=4, random_state=0).fit(Xtr, ytr).predict(Xte)
+    np.testing.assert_array_equal(pred, names[ref])
+
+
+def test_multilabel_sparse_targets(multilabel):
+    Xtr, Xte, Ytr, Yte = multilabel
+    clf = MACHClassifier(n_buckets=16, n_repetitions=8, random_state=0).fit(Xtr, Ytr)
+    top, scores = clf.predict_topk(Xte, 5)
+    assert top.shape == scores.shape == (Xte.shape[0], 5)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    p1 = precision_at_k(Yte, top, k=1)
+    prior = np.asarray(Ytr.sum(axis=0)).ravel().max() / Ytr.shape[0]
+    assert p1 > prior + 0.1  # always answering the most frequent label gets `prior`
+    P = clf.predict_proba(Xte[:5])
+    assert P.shape == (5, 80) and P.min() >= 0 and P.max() <= 1
+
+
+@pytest.mark.parametrize("sparse_X", [True, False])
+@pytest.mark.parametrize("extra", [{}, {"hidden_layer_size": 8}, {"early_stopping": True},
+                                   {"loss": "sigmoid"}])
+def test_same_model_whatever_n_jobs(multiclass, sparse_X, extra):
+    Xtr, Xte, ytr, _ = multiclass
+    if not sparse_X:
+        Xtr, Xte = Xtr.toarray(), Xte.toarray()
+    outs = []
+    for n_jobs in (1, 2, 3):
+        clf = MACHClassifier(n_buckets=8, n_repetitions=5, n_epochs=3, n_jobs=n_jobs,
+                             random_state=42, **extra).fit(Xtr, ytr)
+        outs.append(clf.predict_bucket_proba(Xte))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+
+
+def test_topk_agrees_with_full_sort_and_chunking(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=4, n_epochs=2, random_state=0).fit(Xtr, ytr)
+    S = clf.decision_function(Xte)
+    labels, scores = clf.predict_topk(Xte, 7)
+    order = np.argsort(-S, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(labels, clf.classes_[order])
+    np.testing.assert_allclose(scores, np.take_along_axis(S, order, 1), rtol=1e-5, atol=1e-6)
+    with config_context(working_memory=0.01):  # forces many sample and class blocks
+        l2, s2 = clf.predict_topk(Xte, 7)
+    np.testing.assert_array_equal(labels, l2)
+    np.testing.assert_allclose(scores, s2, rtol=1e-6)
+
+
+def test_decision_function_is_the_unbiased_estimator(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    B = 8
+    clf = MACHClassifier(n_buckets=B, n_repetitions=3, n_epochs=2, random_state=0).fit(Xtr, ytr)
+    P = clf.predict_bucket_proba(Xte[:4]).astype(np.float64)
+    H = clf.hash_family_.buckets()
+    mean = np.mean([P[:, r, H[r]] for r in range(3)], axis=0)
+    np.testing.assert_allclose(clf.decision_function(Xte[:4]), B / (B - 1) * (mean - 1 / B),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_predict_proba_rows_sum_to_one_and_memory_guard(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=3, n_epochs=2, random_state=0).fit(Xtr, ytr)
+    P = clf.predict_proba(Xte)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+    assert P.min() >= 0
+    clf.set_params(max_proba_bytes=1000)
+    with pytest.raises(ValueError, match="predict_topk"):
+        clf.predict_proba(Xte)
+
+
+def test_partial_fit_over_chunks(multiclass):
+    Xtr, Xte, ytr, yte = multiclass
+    clf = MACHClassifier(n_buckets=16, n_repetitions=8, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(Xtr[:10], ytr[:10])
+    classes = np.arange(60)
+    for _ in range(4):
+        for s in range(0, 1200, 300):
+            clf.partial_fit(Xtr[s:s + 300], ytr[s:s + 300], classes=classes)
+    assert _p_at_1(clf, Xte, yte) > 0.3
+    assert len(clf.loss_curve_) == 16
+    with pytest.raises(ValueError, match="classes differ"):
+        clf.partial_fit(Xtr[:10], ytr[:10], classes=np.arange(61))
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(Xtr[:1], np.array([99]))
+
+
+def test_estimator_parameter(multiclass, multilabel):
+    Xtr, Xte, ytr, yte = multiclass
+    clf = MACHClassifier(n_buckets=16, n_repetitions=4, random_state=0,
+                         estimator=LogisticRegression(max_iter=300)).fit(Xtr, ytr)
+    assert len(clf.estimators_) == 4 and not hasattr(clf, "coefs_") or clf.estimator is not None
+    assert _p_at_1(clf, Xte, yte) > 0.3
+    Xtr, Xte, Ytr, Yte = multilabel
+    # SGDClassifier has no multi-label support: it is wrapped in one-vs-rest
+    clf = MACHClassifier(n_buckets=8, n_repetitions=3, random_state=0,
+                         estimator=SGDClassifier(loss="log_loss", random_state=0)).fit(Xtr, Ytr)
+    top, _ = clf.predict_topk(Xte, 1)
+    prior = np.asarray(Ytr.sum(axis=0)).ravel().max() / Ytr.shape[0]
+    assert precision_at_k(Yte, top, k=1) > prior
+
+
+def test_candidate_scoring_with_all_buckets_is_exact(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=4, n_epochs=2, random_state=0).fit(Xtr, ytr)
+    exact = clf.predict_topk(Xte, 3)
+    clf.set_params(n_candidate_buckets=8)
+    approx = clf.predict_topk(Xte, 3)
+    np.testing.assert_array_equal(exact[0], approx[0])
+
+
+def test_bad_k_and_device(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=2, n_epochs=1, random_state=0).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="k must be"):
+        clf.predict_topk(Xte, 61)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        clf.predict_topk(Xte, 2.5)
+    from skmach._device import cuda_available
+
+    if not cuda_available():
+        with pytest.raises(ValueError, match="CuPy"):
+            MACHClassifier(device="cuda").fit(Xtr, ytr)
+
+
+def test_pickle_round_trip(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=3, n_epochs=2, random_state=0).fit(Xtr, ytr)
+    clf2 = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.predict_topk(Xte, 5)[0], clf2.predict_topk(Xte, 5)[0])
+
+
+def test_n_buckets_at_least_n_classes_uses_bijections():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    clf = MACHClassifier(n_buckets=32, n_repetitions=3, n_epochs=50, batch_size=32,
+                         learning_rate=0.05,
+                         random_state=0).fit(X, y)
+    assert clf.n_buckets_ == 3
+    ref = LogisticRegression().fit(X, y).score(X, y)
+    assert np.mean(clf.predict(X) == y) > ref - 0.05
+    np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1, rtol=1e-6)
+
+
+def test_sample_weight_validation(multiclass):
+    Xtr, _, ytr, _ = multiclass
+    clf = MACHClassifier(n_buckets=8, n_repetitions=2, n_epochs=1)
+    with pytest.raises(ValueError, match="non-zero|all zero"):
+        clf.fit(Xtr, ytr, sample_weight=np.zeros(len(ytr)))
+    with pytest.raises(ValueError, match="(?i)negative"):
+        clf.fit(Xtr, ytr, sample_weight=-np.ones(len(ytr)))
+    with pytest.raises(ValueError, match="shape|length|samples"):
+        clf.fit(Xtr, ytr, sample_weight=np.ones(3))
+
+
+def test_zero_weight_samples_are_ignored_by_the_loss(multiclass):
+    Xtr, Xte, ytr, _ = multiclass
+    w = np.ones(len(ytr))
+    w[::2] = 0
+    rng = np.random.default_rng(0)
+    y_noise = ytr.copy()
+    y_noise[::2] = rng.integers(0, 60, len(y_noise[::2]))
+    a = MACHClassifier(n_buckets=8, n_repetitions=2, n_epochs=2, random_state=0, alpha=0)
+    b = MACHClassifier(n_buckets=8, n_repetitions=2, n_epochs=2, random_state=0, alpha=0)
+    pa = a.fit(Xtr, ytr, sample_weight=w).predict_bucket_proba(Xte)
+    pb = b.fit(Xtr, y_noise, sample_weight=w).predict_bucket_proba(Xte)
+    np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from skmach._hashing import UniversalHashFamily
+from skmach.mach._scoring import (
+    candidate_classes,
+    class_scores,
+    topk_classes,
+    unbiased,
+)
+
+
+def _slow_scores(P, H, aggregation):
+    n, R, _ = P.shape
+    K = H.shape[1]
+    out = np.zeros((n, K))
+    for i in range(n):
+        for c in range(K):
+            vals = [P[i, r, H[r, c]] for r in range(R)]
+            if aggregation == "mean":
+                out[i, c] = np.mean(vals)
+            elif aggregation == "logmean":
+                out[i, c] = np.exp(np.mean(np.log(np.maximum(vals, 1e-12))))
+            else:
+                out[i, c] = np.min(vals)
+    return out
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    K, B, R, n = 37, 5, 4, 6
+    fam = UniversalHashFamily(K, B, R, np.random.default_rng(1))
+    P = rng.dirichlet(np.ones(B), size=(n, R)).astype(np.float32)
+    return P, fam, K
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+def test_class_scores_match_slow_reference(problem, aggregation):
+    P, fam, K = problem
+    got = class_scores(P, fam, np.arange(K), aggregation)
+    want = _slow_scores(P, fam.buckets(), aggregation)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_unbiased_estimator_formula(problem):
+    P, fam, K = problem
+    B = fam.n_buckets
+    s = class_scores(P, fam, np.arange(K), "mean").astype(np.float64)
+    want = B / (B - 1) * (s - 1 / B)
+    np.testing.assert_allclose(unbiased(s.copy(), B), want)
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("wm", [256, 0.0001])
+def test_blockwise_topk_equals_full_sort(problem, aggregation, wm):
+    P, fam, K = problem
+    full = class_scores(P, fam, np.arange(K), aggregation)
+    idx, val = topk_classes(P, fam, K, 7, aggregation, working_memory_mb=wm)
+    for i in range(P.shape[0]):
+        order = np.lexsort((np.arange(K), -full[i]))[:7]
+        np.testing.assert_array_equal(idx[i], order)
+        np.testing.assert_allclose(val[i], full[i, order], rtol=1e-6)
+
+
+def test_candidates_with_all_buckets_are_exact(problem):
+    P, fam, K = problem
+    inv = [fam.inverted_index(r) for r in range(fam.n_repetitions)]
+    cand = candidate_classes(P, inv, fam.n_buckets)
+    assert all(len(c) == K for c in cand)
+    a = topk_classes(P, fam, K, 5, "mean", candidates=cand)
+    b = topk_classes(P, fam, K, 5, "mean")
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_candidates_come_from_top_buckets(problem):
+    P, fam, K = problem
+    inv = [fam.inverted_index(r) for r in range(fam.n_repetitions)]
+    cand = candidate_classes(P, inv, 1)
+    H = fam.buckets()
+    for i, c in enumerate(cand):
+        best = P[i].argmax(axis=1)
+        expect = {k for k in range(K) if any(H[r, k] == best[r] for r in range(len(best)))}
+        assert set(c.tolist()) == expect
