@@ -57,7 +57,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
     n_epochs : int, default=10
         Passes over the data (``fit``).
     batch_size : int, default=256
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.05
         Adam step size.
     alpha : float, default=1e-4
         L2 penalty; the objective is mean loss + ``alpha / 2 * ||W||^2 / n_samples``.
@@ -162,7 +162,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         aggregation="auto",
         n_epochs=10,
         batch_size=256,
-        learning_rate=0.01,
+        learning_rate=0.05,
         alpha=1e-4,
         early_stopping=False,
         validation_fraction=0.1,

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
 
 from ..utils._topk import topk
 from ._ranking import ndcg_at_k, precision_at_k, psp_at_k
@@ -71,6 +72,12 @@ class _TopKScorer:
 
     def _ranked_positions(self, estimator, X, n_classes, k):
         kk = min(k, n_classes)
+        # A Pipeline does not forward predict_topk: transform X through the
+        # first steps and ask the final estimator, so that no dense
+        # n_samples x n_classes matrix is built for extreme label spaces.
+        if isinstance(estimator, Pipeline) and hasattr(estimator[-1], "predict_topk"):
+            X = estimator[:-1].transform(X)
+            estimator = estimator[-1]
         if hasattr(estimator, "predict_topk"):
             labels, _ = estimator.predict_topk(X, kk)
             return _positions(labels, estimator.classes_)
