@@ -553,7 +553,11 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     def decision_function(self, X):
-        """Class scores: the unbiased estimator of each class's probability.
+        """Class scores.
+
+        Multi-class: the unbiased estimator of each class's probability.
+        Multi-label: the log-odds of each label's estimated probability, so
+        that a label is predicted exactly where its score is positive.
 
         Parameters
         ----------
@@ -564,8 +568,12 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples, n_classes), or (n_samples,)
             for two classes (score of ``classes_[1]`` minus that of ``classes_[0]``).
         """
+        check_is_fitted(self)
+        if self._kind == "multilabel":
+            P = np.clip(self._dense_scores(X, "decision_function"), 1e-12, 1 - 1e-7)
+            return np.log(P) - np.log1p(-P)
         S = self._finish_scores(self._dense_scores(X, "decision_function"))
-        if len(self.classes_) == 2 and self._kind == "multiclass":
+        if len(self.classes_) == 2:
             return S[:, 1] - S[:, 0]
         return S
 
@@ -599,10 +607,10 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Predicted labels.
 
-        Multi-class: the best class. Multi-label: an indicator of the labels
-        whose estimated probability is at least 0.5 (sparse CSR when the
-        model was fitted on a sparse ``y``... and always when it would be
-        larger than ``max_proba_bytes``).
+        Multi-class: the best class. Multi-label: a dense indicator of the
+        labels whose estimated probability is above 0.5 (it refuses, like
+        :meth:`predict_proba`, beyond ``max_proba_bytes``: use
+        :meth:`predict_topk` for large label spaces).
 
         Parameters
         ----------
@@ -616,7 +624,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         if self._kind == "multiclass":
             return self.predict_topk(X, 1)[0][:, 0]
         P = self.predict_proba(X)
-        return (P >= 0.5).astype(np.int64)
+        return (P > 0.5).astype(np.int64)
 
 
 def _fit_one_estimator(est, X, y, sample_weight, family, n_buckets, incremental):
