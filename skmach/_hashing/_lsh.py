@@ -92,10 +92,10 @@ class SimHash:
         return bits.astype(np.int64) @ self._weights
 
     def cost(self, nnz=None):
-        """Additions per hashed vector with ``nnz`` non-zeros (all when None)."""
+        """Additions per hashed vector with ``nnz`` non-zeros (all when None; array ok)."""
         mean_nnz_proj = self._nnz_per_feature.mean()
         n = self.n_features if nnz is None else nnz
-        return float(n * mean_nnz_proj)
+        return n * mean_nnz_proj
 
 
 class DWTAHash:
@@ -178,13 +178,13 @@ class DWTAHash:
         return h @ self._weights
 
     def cost(self, nnz=None):
-        """Comparisons per hashed vector with ``nnz`` non-zeros (all when None)."""
+        """Comparisons per hashed vector with ``nnz`` non-zeros (all when None; array ok)."""
         total = self.bins.size
         if nnz is None:
             return float(total)
         # Only non-zero coordinates are visited (SLIDE's sparse DWTA), plus
         # one densification step per hash.
-        return float(total * nnz / self.n_features + self.bins.shape[0])
+        return total * np.asarray(nnz) / self.n_features + self.bins.shape[0]
 
 
 def make_hash_family(name, n_features, n_bits, n_tables, random_state):

@@ -74,7 +74,10 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
         its own ``random_state`` when it has one).
     n_candidate_buckets : int or None, default=None
         Sublinear inference: when set, ``predict_topk`` scores only the classes
-        in each repetition's ``n_candidate_buckets`` most probable buckets.
+        in each repetition's ``n_candidate_buckets`` most probable buckets
+        (about ``R * n_candidate_buckets * n_classes / B`` classes per sample
+        instead of ``n_classes``). Needs an inverted index of the hash
+        functions, built once on first use (``R * n_classes`` integers).
     max_proba_bytes : int, default=2**30
         ``predict_proba`` and ``decision_function`` refuse to build a dense
         ``n_samples x n_classes`` result larger than this; use

@@ -132,35 +132,55 @@ def topk_classes(P, hash_family, n_classes, k, aggregation="mean", *,
 
 
 def _topk_candidates(P, hash_family, candidates, k, aggregation):
-    """Score only each sample's candidate classes (padded to a common width)."""
-    n = P.shape[0]
-    width = max(k, max((len(c) for c in candidates), default=k))
-    cand = np.full((n, width), -1, dtype=np.int64)
-    for i, c in enumerate(candidates):
-        cand[i, : len(c)] = c
-    valid = cand >= 0
-    safe = np.where(valid, cand, 0)
-    H = hash_family(safe.ravel()).reshape(-1, n, width)  # (R, n, width)
-    rows = np.arange(n)[:, None]
-    R = P.shape[1]
+    """Score only each sample's candidate classes.
+
+    ``candidates`` is a pair ``(indptr, classes)``: the candidates of sample
+    ``i`` are ``classes[indptr[i]:indptr[i + 1]]``. They are scored in one
+    flat pass and the top-k of each sample is taken over a padded matrix.
+    """
+    indptr, cand = candidates
+    n, R, _ = P.shape
+    counts = np.diff(indptr)
+    rows = np.repeat(np.arange(n), counts)
+    H = hash_family(cand)  # (R, n_candidates)
     if aggregation == "mean":
-        s = sum(P[rows, r, H[r]] for r in range(R)) / R
+        s = P[rows, 0, H[0]].astype(np.float64)
+        for r in range(1, R):
+            s += P[rows, r, H[r]]
+        s /= R
     elif aggregation == "logmean":
-        s = np.exp(sum(np.log(np.maximum(P[rows, r, H[r]], _LOG_EPS)) for r in range(R)) / R)
+        s = np.log(np.maximum(P[rows, 0, H[0]], _LOG_EPS)).astype(np.float64)
+        for r in range(1, R):
+            s += np.log(np.maximum(P[rows, r, H[r]], _LOG_EPS))
+        s = np.exp(s / R)
     elif aggregation == "min":
         s = P[rows, 0, H[0]]
         for r in range(1, R):
             s = np.minimum(s, P[rows, r, H[r]])
     else:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
-    s = np.where(valid, s, -np.inf).astype(P.dtype, copy=False)
-    pos, val = topk(s, k)
-    idx = np.take_along_axis(cand, pos, axis=1)
+    width = max(k, int(counts.max()) if n else k)
+    pos_in_row = np.arange(len(cand)) - np.repeat(indptr[:-1], counts)
+    S = np.full((n, width), -np.inf, dtype=P.dtype)
+    C = np.full((n, width), -1, dtype=np.int64)
+    S[rows, pos_in_row] = s
+    C[rows, pos_in_row] = cand
+    pos, val = topk(S, k)
+    idx = np.take_along_axis(C, pos, axis=1)
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if len(short):  # fewer than k candidates: score those samples exactly
+        idx[short], val[short] = topk_classes(P[short], hash_family, hash_family.n_classes, k,
+                                              aggregation)
     return idx, val
 
 
 def candidate_classes(P, inverted_indices, n_top_buckets):
     """Union over repetitions of the classes in each sample's best buckets.
+
+    This is MACH's approximate (sublinear) inference: only classes that sit
+    in one of the ``n_top_buckets`` most probable buckets of some repetition
+    are scored, ``R * n_top_buckets * K / B`` classes per sample on average
+    instead of ``K``.
 
     Parameters
     ----------
@@ -172,18 +192,28 @@ def candidate_classes(P, inverted_indices, n_top_buckets):
 
     Returns
     -------
-    list of ndarray
-        Sorted unique candidate class indices of each sample.
+    indptr : ndarray of shape (n_samples + 1,)
+    classes : ndarray
+        Sorted unique candidates of sample ``i`` in ``classes[indptr[i]:indptr[i+1]]``.
     """
     n, R, B = P.shape
     m = min(n_top_buckets, B)
-    out = []
-    top_b = [topk(P[:, r, :], m, sort=False)[0] for r in range(R)]
-    for i in range(n):
-        parts = []
-        for r in range(R):
-            indptr, cls = inverted_indices[r]
-            for b in top_b[r][i]:
-                parts.append(cls[indptr[b]:indptr[b + 1]])
-        out.append(np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64))
-    return out
+    parts_rows, parts_cls = [], []
+    for r in range(R):
+        bptr, cls = inverted_indices[r]
+        top_b = topk(P[:, r, :], m, sort=False)[0].ravel()  # (n*m,)
+        starts, stops = bptr[top_b], bptr[top_b + 1]
+        lens = stops - starts
+        # flat gather of the concatenated bucket slices
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        flat = cls[np.arange(int(lens.sum())) + offsets]
+        parts_cls.append(flat.astype(np.int64, copy=False))
+        parts_rows.append(np.repeat(np.repeat(np.arange(n), m), lens))
+    rows = np.concatenate(parts_rows)
+    cls = np.concatenate(parts_cls)
+    K = int(max((len(c) for _, c in inverted_indices), default=1))
+    key = np.unique(rows * K + cls)  # sorted by sample, then class; deduplicated
+    rows, cls = np.divmod(key, K)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cls

@@ -147,23 +147,21 @@ def select_active(
         rows.append(np.repeat(np.arange(n, dtype=np.int64), n_pad))
         cols.append(pad.ravel().astype(np.int64))
         weights.append(np.zeros(pad.size))
+    if selection not in ("union", "topk", "threshold"):
+        raise ValueError(f"selection must be 'union', 'topk' or 'threshold'; got {selection!r}")
     rows = np.concatenate(rows)
     cols = np.concatenate(cols)
     keys = rows * n_neurons + cols
+    weights = np.concatenate(weights)
+    if n * n_neurons <= _DENSE_SELECT_MAX:
+        return _select_dense(keys, weights, n, n_neurons, budget, selection, threshold,
+                             n_pad, rng, priority)
     ukeys, inv = np.unique(keys, return_inverse=True)
-    w = np.bincount(inv.ravel(), weights=np.concatenate(weights), minlength=len(ukeys))
+    w = np.bincount(inv.ravel(), weights=weights, minlength=len(ukeys))
     urows = ukeys // n_neurons
     ucols = ukeys % n_neurons
     forced = w >= _FORCED
-    count = w - forced * _FORCED  # collisions
-    if selection == "union":
-        score = (count > 0).astype(np.float64)
-    elif selection == "topk":
-        score = count
-    elif selection == "threshold":
-        score = np.where(count >= threshold, count, 0.0)
-    else:
-        raise ValueError(f"selection must be 'union', 'topk' or 'threshold'; got {selection!r}")
+    score = _score(w - forced * _FORCED, selection, threshold)
     tie = rng.random(len(ukeys)) if rng is not None else priority[ucols]
     prio = score + 0.5 * tie + forced * _FORCED
     order = np.lexsort((-prio, urows))
@@ -180,6 +178,47 @@ def select_active(
     mask[urows, rank] = True
     fmask[urows, rank] = forced
     return idx, mask, fmask
+
+
+# Above this many (sample, neuron) pairs per batch the selection sorts the
+# collisions instead of counting them in a dense (n, n_neurons) array.
+_DENSE_SELECT_MAX = 1 << 21
+
+
+def _score(count, selection, threshold):
+    if selection == "union":
+        return (count > 0).astype(np.float64)
+    if selection == "topk":
+        return count
+    return np.where(count >= threshold, count, 0.0)
+
+
+def _select_dense(keys, weights, n, n_neurons, budget, selection, threshold, n_pad, rng,
+                  priority):
+    """Same result as the sorting path, with O(n * n_neurons) dense counts."""
+    w = np.bincount(keys, weights=weights, minlength=n * n_neurons).reshape(n, n_neurons)
+    forced = w >= _FORCED
+    score = _score(w - forced * _FORCED, selection, threshold)
+    tie = rng.random((n, n_neurons)) if rng is not None else np.broadcast_to(priority, w.shape)
+    # Padding candidates must rank above non-candidates: weight 0 but present.
+    present = np.zeros(n * n_neurons, dtype=bool)
+    present[keys] = True
+    prio = score + 0.25 * tie + 0.5 * present.reshape(n, n_neurons) + forced * _FORCED
+    width = max(budget, int(forced.sum(axis=1).max()) if n else 1, 1)
+    width = min(width, n_neurons)
+    if width < n_neurons:
+        idx = np.argpartition(-prio, width - 1, axis=1)[:, :width]
+    else:
+        idx = np.broadcast_to(np.arange(n_neurons), (n, n_neurons)).copy()
+    p = np.take_along_axis(prio, idx, axis=1)
+    order = np.argsort(-p, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1)
+    rank = np.arange(width)[None, :]
+    f = np.take_along_axis(forced, idx, axis=1)
+    sc = np.take_along_axis(score, idx, axis=1)
+    pres = np.take_along_axis(present.reshape(n, n_neurons), idx, axis=1)
+    mask = f | ((rank < budget) & ((sc > 0) | ((rank < n_pad) & pres)))
+    return idx.astype(np.int64), mask, f & mask
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""Shared helpers for the benchmarks: isolation, timing, peak memory, tables.
+
+Each system runs in its own spawned process so that its peak resident
+memory (``ru_maxrss``) is its own. Every process gets the same features.
+"""
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process, in MB.
+
+    ``VmHWM`` of /proc/self/status belongs to this process's own address
+    space (``ru_maxrss`` would also count the parent's memory at fork time).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quiet_stderr():
+    """Send this process's C-level stderr to /dev/null (progress-bar spam)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+
+
+def _child(fn, args, queue):
+    try:
+        out = fn(*args)
+        out["peak_rss_mb"] = peak_rss_mb()
+        queue.put(out)
+    except Exception as exc:  # report, don't hang the parent
+        queue.put({"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+
+
+def run_isolated(fn, *args, timeout=3600):
+    """Run ``fn(*args)`` in a fresh process; return its dict plus ``peak_rss_mb``."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(fn, args, q))
+    p.start()
+    try:
+        out = q.get(timeout=timeout)
+    except Exception:
+        p.kill()
+        return {"error": f"timed out after {timeout}s"}
+    p.join()
+    return out
+
+
+def timed(f, *a, **kw):
+    t = time.perf_counter()
+    r = f(*a, **kw)
+    return r, time.perf_counter() - t
+
+
+def machine():
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def command_line():
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def write_results(name, payload, markdown):
+    RESULTS.mkdir(exist_ok=True, parents=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=_jsonable))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def markdown_table(rows, columns):
+    head = "| " + " | ".join(c for c, _ in columns) + " |\n"
+    head += "|" + "|".join("---" for _ in columns) + "|\n"
+    for r in rows:
+        cells = []
+        for key, fmt in columns:
+            v = r.get(key, "")
+            cells.append(fmt.format(v) if isinstance(v, (int, float)) and fmt else str(v))
+        head += "| " + " | ".join(cells) + " |\n"
+    return head

@@ -1,0 +1,49 @@
+"""CuPy twins of the numerical kernels (optional GPU support).
+
+Importing this package never imports CuPy: every function imports it lazily,
+so ``import skmach._gpu`` works everywhere, and the functions that need a GPU
+raise a clear ``ImportError`` without CuPy.
+
+Modules
+-------
+:mod:`._backend`
+    ``get_xp``, ``to_device``, ``to_host``, ``array_namespace_of``.
+:mod:`._hashing`
+    ``universal_buckets_gpu``: label hashing of all repetitions at once.
+:mod:`._scoring`
+    ``class_scores_gpu``, ``topk_classes_gpu`` (bucket scoring fused with
+    the top-k), ``topk_candidates_gpu``.
+:mod:`._lsh`
+    ``GPUHashFamily`` (SimHash / DWTA codes), ``GPULSHTables`` (build,
+    update, query), ``select_active_gpu``.
+:mod:`._dense`
+    The MACH per-repetition model (forward, backward, probabilities, loss),
+    generic over NumPy and CuPy.
+"""
+
+from ._backend import array_namespace_of, get_xp, to_device, to_host
+from ._hashing import universal_buckets_gpu
+from ._lsh import GPUHashFamily, GPULSHTables, select_active_gpu
+from ._scoring import (
+    MAX_FUSED_K,
+    class_scores_gpu,
+    hash_arguments,
+    topk_candidates_gpu,
+    topk_classes_gpu,
+)
+
+__all__ = [
+    "get_xp",
+    "to_device",
+    "to_host",
+    "array_namespace_of",
+    "universal_buckets_gpu",
+    "class_scores_gpu",
+    "topk_classes_gpu",
+    "topk_candidates_gpu",
+    "hash_arguments",
+    "MAX_FUSED_K",
+    "GPUHashFamily",
+    "GPULSHTables",
+    "select_active_gpu",
+]

@@ -1,0 +1,382 @@
+"""Tests of the CuPy kernels against their CPU references.
+
+Tests marked ``gpu`` need CuPy and a GPU (``tests/conftest.py`` and the
+fixture below skip them otherwise). The others run everywhere: they check
+that the package imports without CuPy and test the NumPy transcriptions of
+the integer and key arithmetic the CUDA code uses.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skmach._device import cuda_available
+from skmach._gpu import _dense as gd
+from skmach._gpu._hashing import mersenne_mod_reference, universal_buckets_reference
+from skmach._gpu._scoring import pack_keys, topk_from_keys, unpack_keys
+from skmach._hashing import DWTAHash, LSHTables, PermutationFamily, SimHash, UniversalHashFamily
+from skmach.mach import _repetition_model as rm
+from skmach.mach._scoring import candidate_classes, class_scores, topk_classes
+from skmach.utils import topk
+
+gpu = pytest.mark.gpu
+
+
+@pytest.fixture
+def cp():
+    if not cuda_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    import cupy
+
+    return cupy
+
+
+# --------------------------------------------------------------------------
+# everywhere (no GPU)
+# --------------------------------------------------------------------------
+
+def test_import_without_cupy():
+    code = (
+        "import sys; sys.modules['cupy'] = None; sys.modules['cupyx'] = None\n"
+        "import skmach._gpu as g\n"
+        "import numpy as np\n"
+        "assert g.get_xp('cpu') is np and g.array_namespace_of(np.ones(2)) is np\n"
+        "assert g.to_host(np.ones(2)).shape == (2,)\n"
+        "try:\n"
+        "    g.universal_buckets_gpu([0], [1], [0], 2)\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('expected ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mersenne_reduction_matches_modulo():
+    rng = np.random.default_rng(0)
+    p = (1 << 31) - 1
+    a = rng.integers(1, p, 10000, dtype=np.int64)
+    c = rng.integers(0, p, 10000, dtype=np.int64)
+    b = rng.integers(0, p, 10000, dtype=np.int64)
+    x = (a * c + b).astype(np.uint64)
+    edges = np.array([0, 1, p - 1, p, p + 1, 2 * p, 2**32 - 1, 2**32, (p - 1) * (p - 1) + p - 1,
+                      2**62 - 1], dtype=np.uint64)
+    for v in (x, edges):
+        np.testing.assert_array_equal(mersenne_mod_reference(v), v % np.uint64(p))
+
+
+def test_universal_reference_matches_family():
+    h = UniversalHashFamily(1000, 37, 5, np.random.default_rng(1))
+    c = np.arange(1000)
+    np.testing.assert_array_equal(universal_buckets_reference(c, h.a, h.b, 37), h(c))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_key_packing_matches_topk(seed):
+    rng = np.random.default_rng(seed)
+    # few distinct values: many ties, negatives, signed zeros, infinities
+    vals = np.array([-np.inf, -1.5, -0.0, 0.0, 1e-30, 0.25, 0.25000003, 3.0, np.inf], np.float32)
+    S = vals[rng.integers(0, len(vals), (20, 50))]
+    for k in (1, 3, 50):
+        keys = pack_keys(S, np.arange(50)[None, :])
+        assert all(len(np.unique(row)) == row.size for row in keys)  # distinct per row
+        idx, val = unpack_keys(topk_from_keys(keys, k))
+        ref_idx, ref_val = topk(S, k)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(val, ref_val)
+
+
+def test_forced_constant_matches_cpu():
+    from skmach._gpu._lsh import _FORCED
+    from skmach.neural_network._sparse_layers import _FORCED as CPU_FORCED
+
+    assert _FORCED == CPU_FORCED
+
+
+def _model_inputs(hidden, sparse, seed=0):
+    rng = np.random.default_rng(seed)
+    n, d, B, g = 30, 40, 8, 3
+    X = sp.random(n, d, density=0.2, format="csr", random_state=seed, dtype=np.float32)
+    if not sparse:
+        X = X.toarray()
+    params = rm.init_params(d, B, hidden, [seed + r for r in range(g)])
+    params = [p + rng.normal(scale=0.1, size=p.shape).astype(np.float32) for p in params]
+    y = rng.integers(0, 20, n)
+    fam = UniversalHashFamily(20, B, g, rng)
+    return X, params, y, fam, B, g
+
+
+@pytest.mark.parametrize("hidden", [0, 5])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_generic_model_is_the_cpu_model_on_numpy(hidden, sparse, loss):
+    X, params, y, fam, B, g = _model_inputs(hidden, sparse)
+    n = X.shape[0]
+    Z, A = gd.forward(X, params, B, hidden)
+    Zr, Ar = rm.forward(X, params, B, hidden)
+    np.testing.assert_array_equal(Z, Zr)
+    np.testing.assert_array_equal(gd.output_probabilities(Z, loss), rm.output_probabilities(Zr, loss))
+    np.testing.assert_array_equal(gd.predict_buckets(X, params, B, hidden, loss),
+                                  rm.predict_buckets(X, params, B, hidden, loss))
+    T, w = gd.bucket_targets(y, fam, n, g, B, loss)
+    Tr, wr = rm.bucket_targets(y, fam, n, g, B, loss)
+    np.testing.assert_array_equal(T, Tr)
+    Y = sp.csr_matrix((np.ones(2 * n), (np.repeat(np.arange(n), 2), (y[np.repeat(np.arange(n), 2)]
+                      + np.tile([0, 3], n)) % 20)), shape=(n, 20))
+    Y.data[:4] = 0
+    Y.eliminate_zeros()
+    T2, w2 = gd.bucket_targets(Y, fam, n, g, B, loss)
+    T2r, w2r = rm.bucket_targets(Y, fam, n, g, B, loss)
+    np.testing.assert_array_equal(T2, T2r)
+    assert (w2 is None) == (w2r is None) and (w2 is None or np.array_equal(w2, w2r))
+    lv, dZ = gd.loss_and_grad_logits(Z, T2, loss, w2)
+    lvr, dZr = rm.loss_and_grad_logits(Zr, T2r, loss, w2r)
+    np.testing.assert_array_equal(lv, lvr)
+    np.testing.assert_array_equal(dZ, dZr)
+    grads = gd.backward(X, params, A, dZ, B, hidden, 1e-3)
+    grads_r = rm.backward(X, params, Ar, dZr, B, hidden, 1e-3)
+    for a, b in zip(grads, grads_r):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------
+# GPU: each kernel against its CPU reference
+# --------------------------------------------------------------------------
+
+def _probas(rng, n, R, B, ties=False):
+    if ties:  # few distinct values: many exactly tied class scores
+        P = rng.integers(0, 4, (n, R, B)).astype(np.float32) / 4
+    else:
+        P = rng.dirichlet(np.ones(B), size=(n, R)).astype(np.float32)
+    return P
+
+
+@gpu
+def test_backend_roundtrip(cp):
+    from skmach._gpu import array_namespace_of, get_xp, to_device, to_host
+
+    assert get_xp("cuda") is cp
+    X = sp.random(7, 5, density=0.4, format="csr", random_state=0, dtype=np.float32)
+    Xg = to_device(X, "cuda")
+    assert array_namespace_of(Xg) is cp
+    back = to_host(Xg)
+    assert sp.issparse(back) and (back != X).nnz == 0
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(to_host(to_device(a, "cuda")), a)
+    with pytest.raises(TypeError):
+        array_namespace_of(a, to_device(a, "cuda"))
+
+
+@gpu
+@pytest.mark.parametrize("K,B,R", [(1, 2, 1), (1000, 37, 4), (100_000, 1000, 16), (70_000, 70_000, 2)])
+def test_universal_buckets_gpu(cp, K, B, R):
+    from skmach._gpu import universal_buckets_gpu
+
+    h = UniversalHashFamily(K, B, R, np.random.default_rng(K), distinct=False)
+    c = np.arange(K)
+    got = universal_buckets_gpu(c, h.a, h.b, B)
+    assert got.dtype == h(c).dtype
+    np.testing.assert_array_equal(cp.asnumpy(got), h(c))
+    big = np.array([0, 2**31 - 3, 2**30 + 17])  # large indices: 64-bit products
+    np.testing.assert_array_equal(cp.asnumpy(universal_buckets_gpu(big, h.a, h.b, B)),
+                                  universal_buckets_reference(big, h.a, h.b, B))
+    with pytest.raises(ValueError):
+        universal_buckets_gpu([-1], h.a, h.b, B)
+
+
+@gpu
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("ties", [False, True])
+def test_class_scores_gpu(cp, aggregation, ties):
+    from skmach._gpu import class_scores_gpu
+
+    rng = np.random.default_rng(2)
+    n, R, B, K = 17, 5, 13, 300
+    P = _probas(rng, n, R, B, ties)
+    h = UniversalHashFamily(K, B, R, rng)
+    classes = rng.permutation(K)[:120]
+    ref = class_scores(P, h, classes, aggregation)
+    got = cp.asnumpy(class_scores_gpu(cp.asarray(P), h.a, h.b, B, classes, aggregation))
+    if aggregation == "logmean":
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7)
+    else:
+        np.testing.assert_array_equal(got, ref)
+
+
+def _check_topk(got_idx, got_val, ref_idx, ref_val, aggregation):
+    if aggregation == "logmean":  # logf/expf may differ by one ulp: compare scores
+        np.testing.assert_allclose(got_val, ref_val, rtol=1e-5, atol=1e-7)
+        agree = (got_idx == ref_idx).mean()
+        assert agree > 0.95, agree
+    else:
+        np.testing.assert_array_equal(got_idx, ref_idx)
+        np.testing.assert_array_equal(got_val, ref_val)
+
+
+@gpu
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("n,K,R,B,k", [
+    (1, 3, 1, 2, 3),          # k == K
+    (5, 100, 2, 7, 1),
+    (33, 1000, 4, 50, 5),
+    (7, 20_000, 8, 256, 10),  # several splits per sample
+    (300, 5000, 3, 64, 17),   # k not a power of two
+    (4, 3000, 2, 32, 200),    # k > MAX_FUSED_K: tile path
+])
+@pytest.mark.parametrize("ties", [False, True])
+def test_topk_classes_gpu(cp, aggregation, n, K, R, B, k, ties):
+    from skmach._gpu import topk_classes_gpu
+
+    rng = np.random.default_rng(n * K + k)
+    P = _probas(rng, n, R, B, ties)
+    h = UniversalHashFamily(K, B, R, rng, distinct=False)
+    ref_idx, ref_val = topk_classes(P, h, K, k, aggregation, working_memory_mb=1)
+    idx, val = topk_classes_gpu(cp.asarray(P), h.a, h.b, B, K, k, aggregation)
+    assert idx.dtype == cp.int64 and val.dtype == cp.float32
+    _check_topk(cp.asnumpy(idx), cp.asnumpy(val), ref_idx, ref_val, aggregation)
+
+
+@gpu
+@pytest.mark.parametrize("n_splits,sample_chunk", [(1, None), (3, 2), (64, 5), (None, 1)])
+def test_topk_splits_and_chunks_agree(cp, n_splits, sample_chunk):
+    from skmach._gpu import topk_classes_gpu
+
+    rng = np.random.default_rng(3)
+    P = _probas(rng, 9, 3, 16, ties=True)
+    h = UniversalHashFamily(4000, 16, 3, rng, distinct=False)
+    ref_idx, ref_val = topk_classes(P, h, 4000, 8, "mean")
+    idx, val = topk_classes_gpu(cp.asarray(P), h.a, h.b, 16, 4000, 8, "mean",
+                                n_splits=n_splits, sample_chunk=sample_chunk)
+    np.testing.assert_array_equal(cp.asnumpy(idx), ref_idx)
+    np.testing.assert_array_equal(cp.asnumpy(val), ref_val)
+
+
+@gpu
+def test_topk_permutation_family(cp):
+    from skmach._gpu import hash_arguments, topk_classes_gpu
+
+    rng = np.random.default_rng(4)
+    K, R = 50, 3
+    h = PermutationFamily(K, R, rng)
+    P = _probas(rng, 6, R, K, ties=True)
+    ref_idx, ref_val = topk_classes(P, h, K, 4, "min")
+    idx, val = topk_classes_gpu(cp.asarray(P), n_classes=K, k=4, aggregation="min",
+                                hash_args=hash_arguments(h))
+    np.testing.assert_array_equal(cp.asnumpy(idx), ref_idx)
+    np.testing.assert_array_equal(cp.asnumpy(val), ref_val)
+
+
+@gpu
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+def test_topk_candidates_gpu(cp, aggregation):
+    from skmach._gpu import hash_arguments, topk_candidates_gpu
+
+    rng = np.random.default_rng(5)
+    n, R, B, K, k = 12, 4, 16, 2000, 5
+    P = _probas(rng, n, R, B, ties=True)
+    h = UniversalHashFamily(K, B, R, rng)
+    inv = [h.inverted_index(r) for r in range(R)]
+    indptr, cls = candidate_classes(P, inv, 1)
+    # sample 0 keeps 2 candidates only (< k: scored exactly over all classes)
+    keep = np.ones(len(cls), bool)
+    keep[indptr[0] + 2:indptr[1]] = False
+    counts = np.diff(indptr)
+    counts[0] = min(counts[0], 2)
+    cand = (np.concatenate([[0], np.cumsum(counts)]), cls[keep])
+    ref_idx, ref_val = topk_classes(P, h, K, k, aggregation, candidates=cand)
+    idx, val = topk_candidates_gpu(cp.asarray(P), cand, k, aggregation,
+                                   hash_args=hash_arguments(h))
+    _check_topk(cp.asnumpy(idx), cp.asnumpy(val), ref_idx, ref_val, aggregation)
+
+
+@gpu
+@pytest.mark.parametrize("kind", ["simhash", "dwta"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_lsh_codes_tables_and_query(cp, kind, sparse):
+    from skmach._gpu import GPUHashFamily, GPULSHTables
+
+    rng = np.random.default_rng(6)
+    d = 40
+    fam = (SimHash(d, n_bits=5, n_tables=6, random_state=rng) if kind == "simhash"
+           else DWTAHash(d, n_bits=3, n_tables=6, bin_size=4, random_state=rng))
+    # small integers: every projection sum is exact in float32 on both sides;
+    # 85% zeros exercise DWTA's densification
+    W = (rng.integers(-3, 4, (300, d)) * (rng.random((300, d)) < 0.15)).astype(np.float32)
+    Xq = (rng.integers(-3, 4, (50, d)) * (rng.random((50, d)) < 0.15)).astype(np.float32)
+    Xin = sp.csr_matrix(Xq) if sparse else Xq
+    gfam = GPUHashFamily(fam, working_memory_mb=1e-3)  # tiny: several densify blocks
+    np.testing.assert_array_equal(cp.asnumpy(gfam.hash(Xin)), fam.hash(Xin))
+    cpu = LSHTables(fam, bucket_size=4)
+    cpu.build(W)
+    gt = GPULSHTables(gfam, bucket_size=4)
+    gt.build(cp.asarray(W))
+    np.testing.assert_array_equal(cp.asnumpy(gt.sorted_keys), cpu.sorted_keys)
+    np.testing.assert_array_equal(cp.asnumpy(gt.sorted_neurons), cpu.sorted_neurons)
+    rows = np.array([3, 10, 299])
+    W[rows] = -W[rows]
+    cpu.update(rows, W[rows])
+    gt.update(rows, cp.asarray(W[rows]))
+    np.testing.assert_array_equal(cp.asnumpy(gt.sorted_neurons), cpu.sorted_neurons)
+    codes = fam.hash(Xq)
+    r_ref, n_ref = cpu.query(codes)
+    r_got, n_got = gt.query(cp.asarray(codes))
+    np.testing.assert_array_equal(cp.asnumpy(r_got), r_ref)
+    np.testing.assert_array_equal(cp.asnumpy(n_got), n_ref)
+    # random windows: same bucket sizes, neurons from the right buckets
+    r_rand, _ = gt.query(cp.asarray(codes), rng=cp.random.RandomState(0))
+    np.testing.assert_array_equal(np.bincount(cp.asnumpy(r_rand), minlength=50),
+                                  np.bincount(r_ref, minlength=50))
+
+
+@gpu
+@pytest.mark.parametrize("selection", ["union", "topk", "threshold"])
+def test_select_active_gpu_deterministic(cp, selection):
+    from skmach._gpu import select_active_gpu
+    from skmach.neural_network._sparse_layers import select_active
+
+    rng = np.random.default_rng(7)
+    n, n_neurons = 20, 200
+    q_rows = rng.integers(0, n, 3000)
+    q_neurons = rng.integers(0, n_neurons, 3000) // 4  # repeated collisions
+    priority = rng.random(n_neurons)
+    f_rows, f_neurons = np.arange(n), rng.integers(0, n_neurons, n)
+    kw = dict(selection=selection, threshold=2, n_pad=5, priority=priority)
+    ref = select_active(q_rows, q_neurons, n, n_neurons, 12, forced_rows=f_rows,
+                        forced_neurons=f_neurons, **kw)
+    got = select_active_gpu(cp.asarray(q_rows), cp.asarray(q_neurons), n, n_neurons, 12,
+                            forced_rows=cp.asarray(f_rows), forced_neurons=cp.asarray(f_neurons),
+                            **kw)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(cp.asnumpy(a), b)
+    idx, mask, forced = select_active_gpu(cp.asarray(q_rows), cp.asarray(q_neurons), n,
+                                          n_neurons, 12, rng=cp.random.RandomState(1), **kw)
+    assert int(mask.sum(axis=1).max()) <= 12
+    assert idx.shape[0] == n
+
+
+@gpu
+@pytest.mark.parametrize("hidden", [0, 6])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_dense_model_on_gpu(cp, hidden, sparse):
+    from skmach._gpu import to_device
+
+    X, params, y, fam, B, g = _model_inputs(hidden, sparse, seed=8)
+    Xg = to_device(X, "cuda")
+    pg = [cp.asarray(p) for p in params]
+    P = gd.predict_buckets(Xg, pg, B, hidden, "softmax")
+    assert isinstance(P, cp.ndarray) and P.dtype == np.float32
+    np.testing.assert_allclose(cp.asnumpy(P), rm.predict_buckets(X, params, B, hidden, "softmax"),
+                               rtol=1e-4, atol=1e-6)
+    Z, A = gd.forward(Xg, pg, B, hidden)
+    Zr, Ar = rm.forward(X, params, B, hidden)
+    T, _ = rm.bucket_targets(y, fam, X.shape[0], g, B, "softmax")
+    _, dZr = rm.loss_and_grad_logits(Zr, T, "softmax", None)
+    _, dZ = gd.loss_and_grad_logits(Z, cp.asarray(T), "softmax", None)
+    np.testing.assert_allclose(cp.asnumpy(dZ), dZr, rtol=1e-4, atol=1e-6)
+    grads = gd.backward(Xg, pg, A, cp.asarray(dZr), B, hidden, 1e-3)
+    grads_r = rm.backward(X, params, Ar, dZr, B, hidden, 1e-3)
+    for a, b in zip(grads, grads_r):
+        np.testing.assert_allclose(cp.asnumpy(a), b, rtol=1e-4, atol=1e-5)

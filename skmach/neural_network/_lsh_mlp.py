@@ -1,0 +1,550 @@
+"""LSH-sparse multi-layer perceptron classifier (SLIDE-style), scikit-learn API."""
+
+import math
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._device import resolve_device
+from ..utils._math import softmax
+from ..utils._targets import encode_targets
+from ..utils._topk import topk
+from ._base import SparseNetwork
+
+
+def _budget_to_int(budget, n_out):
+    if isinstance(budget, Integral) and not isinstance(budget, bool):
+        return int(min(max(budget, 1), n_out))
+    # floor (at least 1), so that the active fraction never exceeds the budget
+    return int(min(n_out, max(1, math.floor(float(budget) * n_out + 1e-9))))
+
+
+class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-layer perceptron trained on the neurons an LSH index retrieves.
+
+    Each LSH-enabled layer keeps ``n_tables`` hash tables of its neurons'
+    weight vectors (Spring & Shrivastava, KDD 2017; SLIDE, Chen et al.,
+    MLSys 2020). For every sample, the layer input is hashed, the neurons
+    sharing a bucket with it form a candidate set, and only the chosen active
+    neurons (at most ``active_budget``) are computed, back-propagated and
+    updated. In the output layer the true labels' neurons are always active and
+    the softmax is normalised over the active set during training. Tables of
+    updated neurons are re-hashed after ``rebuild_interval * exp(rebuild_decay * r)``
+    batches, ``r`` being the number of rebuilds so far.
+
+    With ``lsh_layers="none"`` (or ``active_budget=1.0``) the same code trains
+    the plain dense network.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(1000,)
+        ReLU hidden layers.
+    lsh_layers : {"hidden", "output", "all", "none"} or tuple of bool, default="hidden"
+        Which layers are LSH-sparse (a tuple gives one flag per layer, hidden
+        layers then the output layer).
+    hash_family : {"dwta", "simhash"}, default="dwta"
+        Densified winner-take-all or sparse signed random projections.
+    n_tables : int, default=50
+        Hash tables per layer (``L``).
+    n_bits : int, default=6
+        Elementary hashes per table code (``K``; bits for SimHash, WTA hashes
+        of 3 bits each for DWTA).
+    active_budget : float in (0, 1] or int, default=0.05
+        Active neurons per sample and LSH layer: a fraction of the layer's
+        width, or a count.
+    selection : {"topk", "union", "threshold"}, default="topk"
+        How the active set is chosen among retrieved neurons: most collisions
+        first, any retrieved neuron (random subset when over budget), or only
+        neurons colliding in at least ``collision_threshold`` tables.
+    collision_threshold : int, default=2
+        Used by ``selection="threshold"``.
+    min_active : float in [0, 1], default=1.0
+        Samples that retrieve fewer than ``min_active * budget`` neurons are
+        padded with random ones (fixed ones at prediction, so that a sample's
+        prediction never depends on the rest of the batch).
+    bucket_size : int, default=128
+        Neurons returned per bucket at most.
+    rebuild_interval : int, default=50
+        Batches before the first table rebuild (``N0``).
+    rebuild_decay : float, default=0.1
+        Growth rate ``lambda`` of the rebuild interval.
+    output_scoring : {"full", "lsh"}, default="full"
+        At prediction, score every output neuron, or only those an LSH output
+        layer retrieves (the others get probability 0). Hidden LSH layers
+        always use their index.
+    alpha : float, default=1e-4
+        L2 penalty.
+    batch_size : int, default=128
+    learning_rate : float, default=1e-3
+        Adam step size.
+    n_epochs : int, default=10
+        Maximum passes over the data in :meth:`fit`.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation score (accuracy, or precision@1 for multi-label) stops
+        improving by ``tol`` for ``n_iter_no_change`` epochs; the training loss
+        is used otherwise.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    tol : float, default=1e-4
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Only the CPU (NumPy) kernels exist for now: ``"auto"`` runs on the CPU
+        and ``"cuda"`` raises a ValueError.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    n_features_in_ : int
+    n_outputs_ : int
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    validation_scores_ : list of float or None
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    active_fraction_ : ndarray of shape (n_layers,)
+        Mean fraction of each layer's neurons computed per training sample
+        (1.0 for dense layers).
+    training_flops_ : float
+        Multiply-adds spent in training: forward, backward (weight and input
+        gradients) over active neurons, plus all hashing (queries and table
+        rebuilds). Softmax, selection and optimiser work are not counted.
+    training_flops_ratio_ : float
+        ``training_flops_`` relative to the dense network on the same batches.
+    hashing_flops_ : float
+    rebuild_iterations_ : list of int
+        Batch counts at which the tables were rebuilt.
+    epoch_times_ : list of float
+        Wall-clock seconds per epoch.
+
+    Notes
+    -----
+    Multi-label targets are indicator matrices (dense or sparse); the loss is
+    the softmax cross-entropy against the uniform distribution over a
+    sample's labels (as in SLIDE). Rows without any label are accepted and
+    ignored by the loss. :meth:`predict` then returns every label whose
+    probability is at least half the top one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach.neural_network import LSHSparseMLPClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(60, 5)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = LSHSparseMLPClassifier(hidden_layer_sizes=(64,), active_budget=0.25,
+    ...                              n_tables=8, n_bits=3, n_epochs=20,
+    ...                              learning_rate=1e-2, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> bool(clf.active_fraction_[0] <= 0.25)
+    True
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like"],
+        "lsh_layers": [StrOptions({"hidden", "output", "all", "none"}), tuple, list],
+        "hash_family": [StrOptions({"dwta", "simhash"})],
+        "n_tables": [Interval(Integral, 1, None, closed="left")],
+        "n_bits": [Interval(Integral, 1, 62, closed="both")],
+        "active_budget": [
+            Interval(Real, 0, 1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "selection": [StrOptions({"topk", "union", "threshold"})],
+        "collision_threshold": [Interval(Integral, 1, None, closed="left")],
+        "min_active": [Interval(Real, 0, 1, closed="both")],
+        "bucket_size": [Interval(Integral, 1, None, closed="left")],
+        "rebuild_interval": [Interval(Integral, 1, None, closed="left")],
+        "rebuild_decay": [Interval(Real, 0, None, closed="left")],
+        "output_scoring": [StrOptions({"full", "lsh"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(1000,),
+        *,
+        lsh_layers="hidden",
+        hash_family="dwta",
+        n_tables=50,
+        n_bits=6,
+        active_budget=0.05,
+        selection="topk",
+        collision_threshold=2,
+        min_active=1.0,
+        bucket_size=128,
+        rebuild_interval=50,
+        rebuild_decay=0.1,
+        output_scoring="full",
+        alpha=1e-4,
+        batch_size=128,
+        learning_rate=1e-3,
+        n_epochs=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.lsh_layers = lsh_layers
+        self.hash_family = hash_family
+        self.n_tables = n_tables
+        self.n_bits = n_bits
+        self.active_budget = active_budget
+        self.selection = selection
+        self.collision_threshold = collision_threshold
+        self.min_active = min_active
+        self.bucket_size = bucket_size
+        self.rebuild_interval = rebuild_interval
+        self.rebuild_decay = rebuild_decay
+        self.output_scoring = output_scoring
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_epochs = n_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ #
+    # Validation helpers
+    # ------------------------------------------------------------------ #
+    def _check_params(self):
+        sizes = np.asarray(self.hidden_layer_sizes).ravel() if not np.isscalar(
+            self.hidden_layer_sizes) else np.asarray([self.hidden_layer_sizes])
+        if sizes.size and (not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1)):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}"
+            )
+        n_layers = sizes.size + 1
+        flags = self.lsh_layers
+        if isinstance(flags, str):
+            flags = {
+                "hidden": [True] * (n_layers - 1) + [False],
+                "output": [False] * (n_layers - 1) + [True],
+                "all": [True] * n_layers,
+                "none": [False] * n_layers,
+            }[flags]
+        else:
+            flags = [bool(f) for f in flags]
+            if len(flags) != n_layers:
+                raise ValueError(
+                    f"lsh_layers has {len(flags)} flags but the network has {n_layers} "
+                    "layers (hidden layers then the output layer)"
+                )
+        if self.hash_family == "dwta" and self.n_bits * 3 > 62:
+            raise ValueError(f"n_bits must be <= 20 with hash_family='dwta'; got {self.n_bits}")
+        device = resolve_device(self.device)
+        if device == "cuda":
+            raise ValueError(
+                "LSHSparseMLPClassifier has only CPU kernels so far; use device='cpu' or 'auto'."
+            )
+        return [int(s) for s in sizes], flags
+
+    def _validate_X(self, X, reset):
+        return validate_data(
+            self, X, reset=reset, accept_sparse="csr", dtype=[np.float32, np.float64],
+            ensure_all_finite=True,
+        )
+
+    def _init_network(self, n_features, n_outputs, rng):
+        sizes, flags = self._check_params()
+        all_sizes = [n_features] + sizes + [n_outputs]
+        budgets = [_budget_to_int(self.active_budget, n) for n in all_sizes[1:]]
+        self._net = SparseNetwork(
+            all_sizes, flags, budgets, hash_family=self.hash_family, n_tables=self.n_tables,
+            n_bits=self.n_bits, selection=self.selection, threshold=self.collision_threshold,
+            min_active=self.min_active, bucket_size=self.bucket_size,
+            rebuild_interval=self.rebuild_interval, rebuild_decay=self.rebuild_decay,
+            alpha=self.alpha, learning_rate=self.learning_rate,
+            rng=np.random.default_rng(rng.randint(np.iinfo(np.int32).max)),
+        )
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.epoch_times_ = []
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._best = np.inf if not self.early_stopping else -np.inf
+        self._no_improve = 0
+
+    def _encode(self, y, classes=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        kind, classes_, enc = encode_targets(y, classes)
+        return kind, classes_, enc
+
+    @staticmethod
+    def _positives(kind, enc, rows):
+        """(sample, label) pairs of the true labels of ``rows``."""
+        if kind == "multiclass":
+            return np.arange(len(rows)), enc[rows]
+        Y = enc[rows]
+        return np.repeat(np.arange(len(rows)), np.diff(Y.indptr)), Y.indices.astype(np.int64)
+
+    # ------------------------------------------------------------------ #
+    # Training
+    # ------------------------------------------------------------------ #
+    def _run_epoch(self, X, kind, enc, rng):
+        net = self._net
+        n = X.shape[0]
+        order = rng.permutation(n)
+        bs = min(self.batch_size, n)
+        total = 0.0
+        t0 = time.perf_counter()
+        for start in range(0, n, bs):
+            rows = order[start:start + bs]
+            pr, pl = self._positives(kind, enc, rows)
+            loss = net.train_batch(X[rows], pr, pl)
+            total += loss * len(rows)
+        self.epoch_times_.append(time.perf_counter() - t0)
+        self.t_ += n
+        self.loss_curve_.append(total / n)
+        self._update_attributes()
+
+    def _update_attributes(self):
+        net = self._net
+        self.active_fraction_ = net.active_sum / max(net.n_samples_seen, 1)
+        self.training_flops_ = net.flops
+        self.hashing_flops_ = net.hash_flops
+        self.training_flops_ratio_ = net.flops / net.dense_flops if net.dense_flops else 1.0
+        self.rebuild_iterations_ = list(net.rebuild_batches)
+
+    def _val_score(self, X, kind, enc):
+        scores = self._scores(X)
+        if kind == "multiclass":
+            return float(np.mean(np.argmax(scores, axis=1) == enc))
+        top = np.argmax(scores, axis=1)
+        return float(np.mean(np.asarray(enc[np.arange(len(top)), top]).ravel() > 0))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train from scratch for up to ``n_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a (dense or sparse) binary indicator matrix.
+
+        Returns
+        -------
+        self
+        """
+        X = self._validate_X(X, reset=True)
+        kind, classes, enc = self._encode(y)
+        if X.shape[0] != enc.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {enc.shape[0]}"
+            )
+        self._kind = kind
+        self._sparse_y = sp.issparse(y)
+        self.classes_ = classes
+        self.n_outputs_ = len(classes)
+        rng = check_random_state(self.random_state)
+        self._init_network(X.shape[1], self.n_outputs_, rng)
+        if self.early_stopping:
+            stratify = enc if kind == "multiclass" and np.bincount(enc).min() >= 2 else None
+            tr, va = train_test_split(
+                np.arange(X.shape[0]), test_size=self.validation_fraction,
+                random_state=rng.randint(np.iinfo(np.int32).max), stratify=stratify,
+            )
+            X_val, enc_val = X[va], enc[va]
+            X, enc = X[tr], enc[tr]
+        for _ in range(self.n_epochs):
+            self._run_epoch(X, kind, enc, rng)
+            self.n_iter_ += 1
+            if self.early_stopping:
+                val = self._val_score(X_val, kind, enc_val)
+                self.validation_scores_.append(val)
+                improved = val > self._best + self.tol
+                self._best = max(self._best, val)
+            else:
+                cur = self.loss_curve_[-1]
+                improved = cur < self._best - self.tol
+                self._best = min(self._best, cur)
+            self._no_improve = 0 if improved else self._no_improve + 1
+            if self.verbose:
+                msg = f"Epoch {self.n_iter_}: loss={self.loss_curve_[-1]:.5f}"
+                if self.early_stopping:
+                    msg += f" val={self.validation_scores_[-1]:.4f}"
+                msg += f" active={np.round(self.active_fraction_, 4).tolist()}"
+                msg += f" flops_ratio={self.training_flops_ratio_:.4f}"
+                msg += f" time={self.epoch_times_[-1]:.2f}s"
+                print(msg)
+            if self._no_improve >= self.n_iter_no_change:
+                if self.verbose:
+                    print(f"No improvement for {self.n_iter_no_change} epochs; stopping.")
+                break
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``(X, y)``, starting from the current model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like, optional
+            All classes, required on the first call for multi-class targets
+            unless ``y`` already contains every class.
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "_net")
+        X = self._validate_X(X, reset=first)
+        if first:
+            kind, classes_, enc = self._encode(y, classes)
+            self._kind = kind
+            self._sparse_y = sp.issparse(y)
+            self.classes_ = classes_
+            self.n_outputs_ = len(classes_)
+            self._rng = check_random_state(self.random_state)
+            self._init_network(X.shape[1], self.n_outputs_, self._rng)
+        else:
+            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+                raise ValueError(
+                    "classes must be the same as in the first call to partial_fit: "
+                    f"{self.classes_!r}"
+                )
+            kind, _, enc = self._encode(y, self.classes_)
+            if kind != self._kind:
+                raise ValueError(f"y is {kind} but the model was fitted on {self._kind} targets")
+        if X.shape[0] != enc.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {enc.shape[0]}"
+            )
+        if not hasattr(self, "_rng"):
+            self._rng = check_random_state(self.random_state)
+        self._run_epoch(X, kind, enc, self._rng)
+        self.n_iter_ += 1
+        return self
+
+    # ------------------------------------------------------------------ #
+    # Prediction
+    # ------------------------------------------------------------------ #
+    def _scores(self, X):
+        """Output scores; ``-inf`` for outputs not retrieved (``output_scoring='lsh'``)."""
+        net = self._net
+        out_lsh = self.output_scoring == "lsh"
+        n = X.shape[0]
+        # Chunks small enough for the dense-count selection path.
+        widest = max(layer.n_out for layer in net.layers)
+        chunk = max(1, min(n, 4096, (1 << 21) // widest))
+        res = np.empty((n, self.n_outputs_), dtype=np.float64)
+        for s in range(0, n, chunk):
+            out, _ = net.forward(X[s:s + chunk], train=False, rng=None, output_lsh=out_lsh)
+            if isinstance(out, tuple):
+                z, idx, mask, _ = out
+                block = np.full((z.shape[0], self.n_outputs_), -np.inf)
+                r, c = np.nonzero(mask)
+                block[r, idx[r, c]] = z[r, c]
+                res[s:s + chunk] = block
+            else:
+                res[s:s + chunk] = out
+        return res
+
+    def _check_predict(self, X):
+        check_is_fitted(self, "_net")
+        return self._validate_X(X, reset=False)
+
+    def decision_function(self, X):
+        """Output scores (logits) of shape (n_samples, n_classes).
+
+        For two classes, the difference of the two logits, shape (n_samples,).
+        With ``output_scoring="lsh"``, outputs the index does not retrieve
+        score ``-inf``.
+        """
+        z = self._scores(self._check_predict(X))
+        if self._kind == "multiclass" and self.n_outputs_ == 2:
+            return z[:, 1] - z[:, 0]
+        return z
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the scores), shape (n_samples, n_classes).
+
+        For multi-label models the row is the distribution over labels the
+        model was trained to match (uniform over a sample's labels).
+        """
+        return softmax(self._scores(self._check_predict(X)), axis=1)
+
+    def predict(self, X):
+        """Most probable class.
+
+        For multi-label, an indicator matrix (CSR if ``y`` was sparse in fit,
+        else a dense array) of the labels with probability at least half the
+        best one.
+        """
+        scores = self._scores(self._check_predict(X))
+        if self._kind == "multiclass":
+            return self.classes_[np.argmax(scores, axis=1)]
+        keep = scores >= (scores.max(axis=1, keepdims=True) - math.log(2.0))
+        keep = keep.astype(np.int64)
+        return sp.csr_matrix(keep) if self._sparse_y else keep
+
+    def predict_topk(self, X, k):
+        """The ``k`` most probable classes per sample, best first.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples, k)
+            Entries of ``classes_``.
+        scores : ndarray of shape (n_samples, k)
+            Their probabilities.
+        """
+        X = self._check_predict(X)
+        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= self.n_outputs_:
+            raise ValueError(f"k must be an integer in [1, n_classes={self.n_outputs_}]; got {k!r}")
+        p = softmax(self._scores(X), axis=1)
+        idx, vals = topk(p, int(k))
+        return self.classes_[idx], vals
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (multi-class) or precision@1 (multi-label)."""
+        check_is_fitted(self, "_net")
+        if getattr(self, "_kind", "multiclass") == "multiclass":
+            return super().score(X, y, sample_weight=sample_weight)
+        X = self._check_predict(X)
+        _, _, Y = encode_targets(y, self.classes_)
+        top = np.argmax(self._scores(X), axis=1)
+        hits = np.asarray(Y[np.arange(len(top)), top]).ravel() > 0
+        return float(np.average(hits, weights=sample_weight))

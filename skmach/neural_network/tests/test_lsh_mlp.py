@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmach.neural_network import LSHSparseMLPClassifier
+
+
+def _blobs(n=200, d=10, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3, size=(k, d))
+    y = rng.integers(0, k, n)
+    X = centers[y] + rng.normal(size=(n, d))
+    return np.abs(X).astype(np.float32), y
+
+
+SMALL = dict(hidden_layer_sizes=(64,), n_tables=8, n_bits=2, active_budget=0.25,
+             n_epochs=15, learning_rate=1e-2, batch_size=32, random_state=0)
+
+
+def test_learns_and_reports_costs():
+    X, y = _blobs()
+    clf = LSHSparseMLPClassifier(**SMALL).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert clf.active_fraction_.shape == (2,)
+    assert clf.active_fraction_[0] <= 0.25 + 1e-12
+    assert clf.active_fraction_[1] == 1.0
+    assert 0 < clf.training_flops_ratio_ < 0.5
+    assert clf.hashing_flops_ > 0
+    assert len(clf.loss_curve_) == clf.n_iter_ <= 15
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    dense = LSHSparseMLPClassifier(**{**SMALL, "lsh_layers": "none"}).fit(X, y)
+    assert dense.training_flops_ratio_ == 1.0
+    np.testing.assert_array_equal(dense.active_fraction_, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("sparse_X", [False, True])
+def test_full_budget_equals_dense_network_exactly(sparse_X):
+    X, y = _blobs(n=80)
+    if sparse_X:
+        X = sp.csr_matrix(X * (X > 1))
+    kw = {**SMALL, "n_epochs": 3}
+    a = LSHSparseMLPClassifier(**{**kw, "active_budget": 1.0}, lsh_layers="all").fit(X, y)
+    b = LSHSparseMLPClassifier(**kw, lsh_layers="none").fit(X, y)
+    for la, lb in zip(a._net.layers, b._net.layers):
+        np.testing.assert_array_equal(la.W, lb.W)
+        np.testing.assert_array_equal(la.b, lb.b)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_same_random_state_same_model():
+    X, y = _blobs(n=80)
+    kw = {**SMALL, "n_epochs": 2, "lsh_layers": "all", "active_budget": 2}
+    a = LSHSparseMLPClassifier(**kw).fit(X, y)
+    b = LSHSparseMLPClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(a._net.layers[0].W, b._net.layers[0].W)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    c = LSHSparseMLPClassifier(**{**kw, "random_state": 1}).fit(X, y)
+    assert not np.array_equal(a._net.layers[0].W, c._net.layers[0].W)
+
+
+@pytest.mark.parametrize("hash_family", ["dwta", "simhash"])
+@pytest.mark.parametrize("selection", ["union", "threshold"])
+def test_families_and_selections_train(hash_family, selection):
+    X, y = _blobs()
+    # 0.25 * 30 = 7.5 neurons: the budget rounds down, never above the fraction
+    clf = LSHSparseMLPClassifier(**{**SMALL, "hash_family": hash_family, "min_active": 0.5,
+                                    "hidden_layer_sizes": (30,),
+                                    "selection": selection}).fit(X, y)
+    assert clf.score(X, y) > 0.6  # 4 classes: chance is 0.25
+    assert clf.active_fraction_[0] <= 0.25 + 1e-12
+
+
+def test_multilabel_sparse_targets_with_lsh_output():
+    rng = np.random.default_rng(0)
+    n, d, L = 150, 12, 30
+    W = rng.normal(size=(d, L))
+    X = rng.normal(size=(n, d))
+    S = X @ W
+    Y = np.zeros((n, L), dtype=int)
+    top = np.argsort(-S, 1)[:, :2]
+    Y[np.arange(n)[:, None], top] = 1
+    Y[0] = 0  # a row without labels is accepted (ignored by the loss)
+    Ys = sp.csr_matrix(Y)
+    clf = LSHSparseMLPClassifier(hidden_layer_sizes=(32,), lsh_layers="output",
+                                 active_budget=0.3, n_tables=10, n_bits=2, n_epochs=30,
+                                 learning_rate=1e-2, batch_size=32, random_state=0)
+    clf.fit(X, Ys)
+    np.testing.assert_array_equal(clf.classes_, np.arange(L))
+    labels, scores = clf.predict_topk(X, 3)
+    assert labels.shape == (n, 3) and np.all(np.diff(scores, axis=1) <= 0)
+    p_at_1 = np.mean(Y[np.arange(n), labels[:, 0]])
+    assert p_at_1 > 0.7
+    assert clf.score(X, Ys) == pytest.approx(p_at_1)
+    pred = clf.predict(X)
+    assert sp.issparse(pred) and pred.shape == (n, L)
+    # the output layer's active fraction counts forced labels, within budget
+    assert clf.active_fraction_[1] <= 0.3 + 1e-12
+    # scoring through the index: non-retrieved labels get probability 0
+    clf.set_params(output_scoring="lsh")
+    P = clf.predict_proba(X)
+    assert np.all((P > 0).sum(1) <= 9)
+    np.testing.assert_allclose(P.sum(1), 1)
+    # batch-independent: one sample alone gives the same answer
+    np.testing.assert_allclose(clf.predict_proba(X[3:4]), P[3:4], rtol=1e-5)
+
+
+def test_partial_fit_and_early_stopping():
+    X, y = _blobs()
+    clf = LSHSparseMLPClassifier(**SMALL)
+    clf.partial_fit(X[:50], y[:50], classes=np.arange(4))
+    clf.partial_fit(X[50:], y[50:])
+    assert clf.n_iter_ == 2 and clf.t_ == 200
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X[:5], y[:5] + 10)
+    es = LSHSparseMLPClassifier(**{**SMALL, "early_stopping": True, "n_iter_no_change": 2,
+                                   "n_epochs": 50}).fit(X, y)
+    assert es.n_iter_ < 50 and len(es.validation_scores_) == es.n_iter_
+
+
+def test_bad_inputs():
+    X, y = _blobs(n=40)
+    clf = LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 1}).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :5])
+    with pytest.raises(ValueError, match="k must be"):
+        clf.predict_topk(X, 5)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LSHSparseMLPClassifier(**SMALL).fit(Xn, y)
+    with pytest.raises(ValueError, match="lsh_layers"):
+        LSHSparseMLPClassifier(lsh_layers=(True,)).fit(X, y)
+    with pytest.raises(ValueError, match="selection"):
+        LSHSparseMLPClassifier(selection="best").fit(X, y)
+    with pytest.raises(ValueError, match="device"):
+        LSHSparseMLPClassifier(device="cuda").fit(X, y)
+
+
+def _expected_failed_checks(estimator):
+    return {
+        "check_classifier_multioutput": (
+            "multi-label predict_proba is the softmax distribution over labels that the "
+            "model is trained to match (SLIDE's loss), so rows sum to 1 and predict keeps "
+            "the labels within a factor 2 of the best one instead of rounding proba at 0.5"
+        ),
+    }
+
+
+@parametrize_with_checks(
+    [LSHSparseMLPClassifier(hidden_layer_sizes=(32,), n_tables=4, n_bits=2, active_budget=0.5,
+                            n_epochs=40, learning_rate=1e-2, batch_size=64, random_state=0)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)

@@ -1,0 +1,185 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skmach.neural_network import _sparse_layers as K
+from skmach.neural_network._base import SparseNetwork
+from skmach.neural_network._sparse_layers import SparseAct
+
+
+def _fd(f, A, eps=1e-6):
+    g = np.zeros_like(A)
+    it = np.nditer(A, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = A[i]
+        A[i] = old + eps
+        fp = f()
+        A[i] = old - eps
+        fm = f()
+        A[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def _active(rng, n, n_out, w):
+    idx = np.stack([rng.choice(n_out, w, replace=False) for _ in range(n)])
+    mask = rng.random((n, w)) < 0.8
+    return idx, mask
+
+
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_lsh_layer_gradients_match_finite_differences(sparse_input):
+    rng = np.random.default_rng(0)
+    n, n_in, n_out, w = 3, 7, 9, 4
+    W = rng.normal(size=(n_out, n_in))
+    b = rng.normal(size=n_out)
+    idx, mask = _active(rng, n, n_out, w)
+    G = rng.normal(size=(n, w))
+    if sparse_input:
+        xi, xm = _active(rng, n, n_in, 3)
+        x = SparseAct(xi, rng.normal(size=(n, 3)) * xm, xm)
+        xv = x.val
+    else:
+        x = rng.normal(size=(n, n_in))
+        xv = x
+
+    def loss():
+        z, _ = K.lsh_forward(W, b, x, idx, mask)
+        return float(np.sum(G * z))
+
+    z, Wg = K.lsh_forward(W, b, x, idx, mask)
+    rows, dW, db, dx = K.lsh_backward(W, x, idx, mask, G, Wg, need_dx=True)
+    full_dW = np.zeros_like(W)
+    full_dW[rows] = dW
+    full_db = np.zeros_like(b)
+    full_db[rows] = db
+    np.testing.assert_allclose(full_dW, _fd(loss, W), atol=1e-6)
+    np.testing.assert_allclose(full_db, _fd(loss, b), atol=1e-6)
+    # (padding slots of a sparse input are not neurons: no gradient there)
+    m = x.mask if sparse_input else 1
+    np.testing.assert_allclose(dx, _fd(loss, xv) * m, atol=1e-6)
+    # rows outside the active sets get no gradient
+    assert set(rows) == set(idx[mask])
+
+
+def test_dense_layer_gradients_with_sparse_act_input():
+    rng = np.random.default_rng(1)
+    n, n_in, n_out = 3, 8, 5
+    W = rng.normal(size=(n_out, n_in))
+    b = rng.normal(size=n_out)
+    xi, xm = _active(rng, n, n_in, 4)
+    x = SparseAct(xi, rng.normal(size=(n, 4)) * xm, xm)
+    G = rng.normal(size=(n, n_out))
+
+    def loss():
+        return float(np.sum(G * K.dense_forward(W, b, x)))
+
+    dW, db, dx = K.dense_backward(W, x, G, need_dx=True)
+    np.testing.assert_allclose(dW, _fd(loss, W), atol=1e-6)
+    np.testing.assert_allclose(db, _fd(loss, b), atol=1e-6)
+    np.testing.assert_allclose(dx, _fd(loss, x.val) * x.mask, atol=1e-6)
+    # CSR input: only the columns present, transposed
+    Xc = sp.random(n, n_in, density=0.3, random_state=0, format="csr")
+    (cols, dWT), _, _ = K.dense_backward(W, Xc, G, need_dx=False)
+    np.testing.assert_allclose(dWT, (G.T @ Xc.toarray()).T[cols])
+    np.testing.assert_array_equal(cols, np.unique(Xc.indices))
+
+
+def test_masked_softmax_cross_entropy_gradient():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(4, 6))
+    mask = rng.random((4, 6)) < 0.7
+    mask[:, 0] = True
+    T = np.zeros((4, 6))
+    T[:, 0] = 1
+    T[3] = 0  # row without labels: no loss, no gradient
+
+    def loss():
+        return K.softmax_cross_entropy(z, T, mask)[0]
+
+    _, dz = K.softmax_cross_entropy(z, T, mask)
+    np.testing.assert_allclose(dz, _fd(loss, z), atol=1e-6)
+    assert np.all(dz[~mask] == 0) and np.all(dz[3] == 0)
+
+
+def test_csr_to_sparse_act_roundtrip():
+    X = sp.random(5, 12, density=0.3, random_state=0, format="csr")
+    a = K.csr_to_sparse_act(X)
+    np.testing.assert_allclose(a.to_dense(12), X.toarray())
+    np.testing.assert_allclose(a.to_csr(12).toarray(), X.toarray())
+
+
+@pytest.mark.parametrize("selection", ["topk", "union", "threshold"])
+@pytest.mark.parametrize("dense_path", [True, False])
+def test_select_active_budget_forced_and_padding(selection, dense_path, monkeypatch):
+    if not dense_path:
+        monkeypatch.setattr(K, "_DENSE_SELECT_MAX", 0)
+    rng = np.random.default_rng(0)
+    n, N, budget = 6, 40, 5
+    q_rows = np.repeat(np.arange(n), 12)
+    q_neurons = rng.integers(0, 10, n * 12)  # collisions among neurons 0..9 only
+    q_rows = q_rows[: n * 12 - 12]  # last sample retrieves nothing
+    q_neurons = q_neurons[: n * 12 - 12]
+    forced_rows, forced = np.arange(n), np.full(n, 39)
+    idx, mask, fmask = K.select_active(
+        q_rows, q_neurons, n, N, budget, selection=selection, threshold=2, n_pad=budget,
+        rng=rng, forced_rows=forced_rows, forced_neurons=forced)
+    for i in range(n):
+        act = idx[i][mask[i]]
+        assert len(set(act)) == len(act) <= budget
+        assert 39 in act and fmask[i].sum() == 1 and idx[i][fmask[i]][0] == 39
+        assert len(act) == budget  # padded up to the budget
+    # the sample that retrieved nothing is padded with random neurons
+    assert mask[-1].sum() == budget
+    if selection == "topk":
+        counts = np.bincount(q_rows * N + q_neurons, minlength=n * N).reshape(n, N)
+        for i in range(n - 1):
+            act = [j for j in idx[i][mask[i]] if j != 39]
+            # every selected neuron beats every unselected one on collisions
+            others = np.setdiff1d(np.arange(N), act)
+            assert counts[i, act].min() >= counts[i, others].max()
+
+
+def test_select_active_paths_agree_at_prediction(monkeypatch):
+    rng = np.random.default_rng(0)
+    n, N = 5, 30
+    q_rows = rng.integers(0, n, 80)
+    q_neurons = rng.integers(0, N, 80)
+    prio = rng.random(N)
+    kw = dict(selection="topk", n_pad=3, rng=None, priority=prio)
+    a = K.select_active(q_rows, q_neurons, n, N, 6, **kw)
+    monkeypatch.setattr(K, "_DENSE_SELECT_MAX", 0)
+    b = K.select_active(q_rows, q_neurons, n, N, 6, **kw)
+    for i in range(n):
+        assert set(a[0][i][a[1][i]]) == set(b[0][i][b[1][i]])
+
+
+def test_only_active_rows_change_in_an_update():
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 12))
+    y = rng.integers(0, 3, 16)
+    net = SparseNetwork([12, 200, 3], [True, False], [10, 3], n_tables=8, n_bits=2,
+                        rng=0, dtype=np.float64)
+    W0, b0 = net.layers[0].W.copy(), net.layers[0].b.copy()
+    net.train_batch(X, np.arange(16), y)
+    changed = np.flatnonzero((net.layers[0].W != W0).any(1) | (net.layers[0].b != b0))
+    dirty = np.flatnonzero(net.layers[0].dirty)
+    assert set(changed) <= set(dirty)
+    assert len(dirty) <= 16 * 10 < 200
+    # the dense output layer moved everywhere
+    assert net.layers[1].W.shape == (3, 200)
+
+
+def test_rebuild_schedule_grows():
+    rng = np.random.default_rng(0)
+    X = rng.random((8, 5))
+    net = SparseNetwork([5, 40, 2], [True, False], [4, 2], n_tables=4, n_bits=2,
+                        rebuild_interval=2, rebuild_decay=0.5, rng=0)
+    for _ in range(60):
+        net.train_batch(X, np.arange(8), np.arange(8) % 2)
+    gaps = np.diff([0] + net.rebuild_batches)
+    assert len(gaps) >= 4
+    assert np.all(np.diff(gaps) >= 0) and gaps[-1] > gaps[0]
+    # rebuilds re-hash only neurons updated since the previous rebuild
+    assert net.layers[0].tables.n_hashed_ <= 40 * (1 + len(gaps))
