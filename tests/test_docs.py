@@ -129,7 +129,7 @@ def test_sphinx_api_reference(tmp_path):
     functions.append("skmach.cli.main")
 
     def table(names, template):
-        return (f".. autosummary::\n   :toctree: generated/\n   :template: {template}.rst\n\n"
+        return (f".. autosummary::\n   :toctree: generated/\n   :template: autosummary/{template}.rst\n\n"
                 + "".join(f"   {n}\n" for n in names))
 
     (src / "index.rst").write_text(
@@ -145,7 +145,7 @@ def test_sphinx_api_reference(tmp_path):
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     html = (tmp_path / "out" / "generated" / "skmach.MACHClassifier.html").read_text()
-    assert "predict_topk" in html and "n_buckets" in html
+    assert "skmach.MACHClassifier.predict_topk" in html and "n_buckets" in html
 
 
 def test_docs_pages_exist():

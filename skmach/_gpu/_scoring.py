@@ -59,33 +59,25 @@ _BLOCK = 128  # threads per block of the fused kernel (a power of two)
 _AGG_CODE = {"mean": 0, "logmean": 1, "min": 2}
 
 _CUDA_SOURCE = r"""
-// Integers: class indices < 2^31 - 1, a, b < 2^31 - 1 (int64 on the host).
-#define SKMACH_P 2147483647ULL  /* 2^31 - 1, a Mersenne prime */
+// Integers: class indices < 2^32; a, b uint64 (see skmach._hashing._universal).
 
-// x mod p for 0 <= x < 2^62 without a 64-bit division: x = hi * 2^31 + lo
-// and 2^31 = 1 (mod p), so x = hi + lo (mod p). Two folds give x <= p + 1.
-__device__ __forceinline__ unsigned long long mersenne_mod(unsigned long long x) {
-    x = (x & SKMACH_P) + (x >> 31);  // < 2^32
-    x = (x & SKMACH_P) + (x >> 31);  // <= p + 1
-    return x >= SKMACH_P ? x - SKMACH_P : x;
-}
-
-// Bucket of class c in repetition r: ((a_r c + b_r) mod p) mod B (hash), or
-// table[r, c] (PermutationFamily, use_table != 0, table is (R, K) int32).
+// Bucket of class c in repetition r: multiply-add-shift then multiply-shift,
+//   g = (a_r c + b_r) mod 2^64 >> 32,  bucket = (g * B) >> 32   (wrapping on purpose),
+// or table[r, c] (PermutationFamily, use_table != 0, table is (R, K) int32).
 __device__ __forceinline__ long long bucket_of(
-    int r, unsigned long long c, const long long* a, const long long* b,
+    int r, unsigned long long c, const unsigned long long* a, const unsigned long long* b,
     const int* table, long long K, int use_table, unsigned int B)
 {
     if (use_table) return (long long)table[(long long)r * K + (long long)c];
-    unsigned long long x = (unsigned long long)a[r] * c + (unsigned long long)b[r];  // < 2^62
-    return (long long)((unsigned int)mersenne_mod(x) % B);
+    unsigned long long g = (a[r] * c + b[r]) >> 32;
+    return (long long)((g * (unsigned long long)B) >> 32);
 }
 
 // Score of class c for one sample; row = &P[i, 0, 0], R * B floats.
 // agg: 0 mean, 1 logmean, 2 min. Float order of operations = the NumPy code.
 __device__ __forceinline__ float class_score(
     const float* row, int R, unsigned int B, unsigned long long c,
-    const long long* a, const long long* b, const int* table, long long K,
+    const unsigned long long* a, const unsigned long long* b, const int* table, long long K,
     int use_table, int agg, float inv_R)
 {
     if (agg == 2) {
@@ -112,7 +104,7 @@ __device__ __forceinline__ float class_score(
 // probability, for logmean), divide by R in float64, round to float32 last.
 __device__ __forceinline__ float candidate_score(
     const float* row, int R, unsigned int B, unsigned long long c,
-    const long long* a, const long long* b, const int* table, long long K,
+    const unsigned long long* a, const unsigned long long* b, const int* table, long long K,
     int use_table, int agg, float inv_R)
 {
     if (agg == 2) return class_score(row, R, B, c, a, b, table, K, use_table, agg, inv_R);
@@ -144,7 +136,7 @@ __device__ __forceinline__ unsigned long long make_key(float s, unsigned long lo
 // out[i, j] = score of classes[j] for sample i; out is (n, m) row-major.
 extern "C" __global__ void mach_class_scores(
     const float* P, long long n, int R, unsigned int B,
-    const long long* a, const long long* b, const int* table, long long K, int use_table,
+    const unsigned long long* a, const unsigned long long* b, const int* table, long long K, int use_table,
     const long long* classes, long long m, int agg, float inv_R, float* out)
 {
     const long long total = n * m;
@@ -159,7 +151,7 @@ extern "C" __global__ void mach_class_scores(
 // Candidate scoring: cand is (n, w), -1 = padding (score -inf).
 extern "C" __global__ void mach_candidate_scores(
     const float* P, long long n, int R, unsigned int B,
-    const long long* a, const long long* b, const int* table, long long K, int use_table,
+    const unsigned long long* a, const unsigned long long* b, const int* table, long long K, int use_table,
     const long long* cand, long long w, int agg, float inv_R, float* out)
 {
     const long long total = n * w;
@@ -178,7 +170,7 @@ extern "C" __global__ void mach_candidate_scores(
 // writes its k best keys, best first, to out[i, s, 0:k] (0 = no class).
 extern "C" __global__ void mach_topk(
     const float* P, long long n, int R, unsigned int B,
-    const long long* a, const long long* b, const int* table, long long K, int use_table,
+    const unsigned long long* a, const unsigned long long* b, const int* table, long long K, int use_table,
     long long span, int agg, float inv_R, int k, unsigned long long* out)
 {
     const long long i = blockIdx.x;
@@ -244,7 +236,7 @@ def hash_arguments(hash_family=None, *, a=None, b=None, n_buckets=None, n_classe
     ----------
     hash_family : UniversalHashFamily or PermutationFamily, optional
         Either this, or ``a``, ``b`` and ``n_buckets``.
-    a, b : array-like of int64, shape (R,)
+    a, b : array-like of uint64, shape (R,)
     n_buckets : int
     n_classes : int, optional
         Needed with ``a``/``b`` only to size checks; defaults to ``2**31 - 2``.
@@ -257,7 +249,7 @@ def hash_arguments(hash_family=None, *, a=None, b=None, n_buckets=None, n_classe
         as ``hash_args`` to avoid re-uploading per chunk.
     """
     cupy = import_cupy()
-    dummy64 = cupy.zeros(1, dtype=cupy.int64)
+    dummy64 = cupy.zeros(1, dtype=cupy.uint64)
     if hash_family is not None and hasattr(hash_family, "table"):  # PermutationFamily
         table = cupy.asarray(np.ascontiguousarray(hash_family.table, dtype=np.int32))
         R, K = table.shape
@@ -270,8 +262,8 @@ def hash_arguments(hash_family=None, *, a=None, b=None, n_buckets=None, n_classe
         raise ValueError("give a hash_family, or a, b and n_buckets")
     if not 2 <= int(n_buckets) < 2**31:
         raise ValueError(f"n_buckets must be in [2, 2**31); got {n_buckets}")
-    a = cupy.asarray(a, dtype=cupy.int64).ravel()
-    b = cupy.asarray(b, dtype=cupy.int64).ravel()
+    a = cupy.asarray(a, dtype=cupy.uint64).ravel()
+    b = cupy.asarray(b, dtype=cupy.uint64).ravel()
     if a.shape != b.shape:
         raise ValueError("a and b must have the same length (R)")
     return dict(a=a, b=b, table=cupy.zeros(1, dtype=cupy.int32), use_table=0,
@@ -311,7 +303,7 @@ def class_scores_gpu(P, a=None, b=None, n_buckets=None, classes=None, aggregatio
     ----------
     P : cupy.ndarray of shape (n_samples, R, B)
         Bucket probabilities (converted to C-contiguous float32).
-    a, b : array-like of int64, shape (R,)
+    a, b : array-like of uint64, shape (R,)
         Hash coefficients (ignored when ``hash_args`` is given).
     n_buckets : int
     classes : array-like of int, shape (m,)
@@ -351,7 +343,7 @@ def topk_classes_gpu(P, a=None, b=None, n_buckets=None, n_classes=None, k=5,
     Parameters
     ----------
     P : cupy.ndarray of shape (n_samples, R, B)
-    a, b : array-like of int64, shape (R,)
+    a, b : array-like of uint64, shape (R,)
     n_buckets : int
     n_classes : int
         Classes ``0 .. n_classes - 1`` are scored.

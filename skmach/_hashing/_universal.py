@@ -1,17 +1,24 @@
 """2-universal hashing of label indices into buckets (MACH repetitions).
 
-Each repetition ``r`` uses the Carter-Wegman function
+Each repetition ``r`` uses Dietzfelbinger's multiply-add-shift function
+followed by a multiply-shift range reduction:
 
-    h_r(c) = ((a_r * c + b_r) mod p) mod B,    p = 2**31 - 1 (a Mersenne prime),
+    g_r(c) = ((a_r * c + b_r) mod 2**64) >> 32        (a 32-bit hash)
+    h_r(c) = (g_r(c) * B) >> 32                         (a bucket in [0, B))
 
-with ``a_r`` drawn uniformly from ``[1, p - 1]`` and ``b_r`` from ``[0, p - 1]``.
-For any two distinct labels the collision probability is at most about ``1/B``
-(2-universality), and the R functions are drawn independently.
+with ``a_r`` and ``b_r`` drawn uniformly from the 64-bit integers. For keys
+below ``2**32`` the family ``g`` is strongly universal (Dietzfelbinger, 1996):
+two distinct labels collide in a repetition with probability at most
+``ceil(2**32 / B) / 2**32``, about ``1/B``. The R functions are drawn
+independently. Unlike the textbook ``((a*c + b) mod p) mod B``, whose buckets
+can be visibly uneven over consecutive keys for unlucky ``a``, the high bits of
+``a*c`` form a Weyl sequence over consecutive labels, so each repetition's
+buckets are even in practice too.
 
 Label *indices* (positions in ``classes_``) are hashed, never the raw labels,
 so string labels and huge integer ids are handled by the label encoding and
-the hashed value is always in ``[0, n_classes)``. ``n_classes`` must stay below
-``p``; ``a * c + b < 2**62`` then fits in a signed 64-bit integer.
+the hashed value is always in ``[0, n_classes)``, ``n_classes <= 2**32``.
+All arithmetic is unsigned 64-bit and wraps, as intended.
 
 Nothing of size ``n_classes`` is stored: bucket ids are computed on the fly,
 for any block of classes, from the ``2 * R`` integers ``a`` and ``b``.
@@ -21,8 +28,22 @@ import warnings
 
 import numpy as np
 
-PRIME = (1 << 31) - 1
-MAX_CLASSES = PRIME - 1
+MAX_CLASSES = 1 << 32
+_SHIFT = np.uint64(32)
+
+
+def multiply_add_shift(classes, a, b, n_buckets):
+    """Bucket ids ``((a*c + b) mod 2**64 >> 32) * B >> 32`` (uint64 in, uint64 out).
+
+    ``classes`` broadcasts against ``a`` and ``b``. This is the reference that
+    the GPU kernel reproduces.
+    """
+    h = np.multiply(a, classes, dtype=np.uint64)  # wraps modulo 2**64
+    h += b
+    h >>= _SHIFT
+    h *= np.uint64(n_buckets)
+    h >>= _SHIFT
+    return h
 
 
 class UniversalHashFamily:
@@ -44,7 +65,7 @@ class UniversalHashFamily:
 
     Attributes
     ----------
-    a, b : ndarray of shape (n_repetitions,), dtype int64
+    a, b : ndarray of shape (n_repetitions,), dtype uint64
         Coefficients.
     n_indistinct_ : int
         Number of classes that share all R buckets with another class.
@@ -77,8 +98,8 @@ class UniversalHashFamily:
         # B**R >= K is needed for all classes to get distinct bucket vectors.
         possible = n_repetitions * np.log(n_buckets) >= np.log(n_classes)
         for _ in range(max_redraws if (distinct and possible) else 1):
-            a = rng.integers(1, PRIME, size=n_repetitions, dtype=np.int64)
-            b = rng.integers(0, PRIME, size=n_repetitions, dtype=np.int64)
+            a = rng.integers(0, 2**64, size=n_repetitions, dtype=np.uint64, endpoint=False)
+            b = rng.integers(0, 2**64, size=n_repetitions, dtype=np.uint64, endpoint=False)
             self.a, self.b = a, b
             n_bad = self._count_indistinct() if distinct else 0
             if best is None or n_bad < best[0]:
@@ -108,15 +129,13 @@ class UniversalHashFamily:
         c = np.asarray(classes, dtype=np.int64)
         if c.size and (c.min() < 0 or c.max() >= self.n_classes):
             raise ValueError(f"class indices must be in [0, {self.n_classes})")
+        c = c.astype(np.uint64)
         if rep is None:
             a = self.a.reshape((-1,) + (1,) * c.ndim)
             b = self.b.reshape((-1,) + (1,) * c.ndim)
         else:
             a, b = self.a[rep], self.b[rep]
-        h = a * c
-        h += b
-        h %= PRIME
-        h %= self.n_buckets
+        h = multiply_add_shift(c, a, b, self.n_buckets)
         return h.astype(bucket_dtype(self.n_buckets), copy=False)
 
     def subset(self, start, stop):

@@ -7,17 +7,28 @@ from skmach._hashing import PermutationFamily, UniversalHashFamily
 from skmach._hashing._universal import MAX_CLASSES
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), B=st.integers(2, 64))
 def test_buckets_close_to_uniform(seed, B):
+    """Each repetition spreads the classes evenly over its buckets.
+
+    A uniform random allocation of K classes gives a chi-square statistic of
+    mean B - 1. The guarantee is over the draw of the hash function, so the
+    test looks at 40 draws: typical draws must be at least that even, and
+    almost all of them within the chi-square 99.9% bound (an unlucky
+    multiplier near a simple fraction makes the odd draw uneven).
+    """
     K = 20_000
-    h = UniversalHashFamily(K, B, 3, np.random.default_rng(seed), distinct=False)
-    counts = np.bincount(h.buckets()[0], minlength=B)
-    # Chi-square statistic of a uniform allocation: mean B-1, sd sqrt(2(B-1)).
-    # Universal hashing of consecutive integers is usually *more* even.
-    expected = K / B
-    chi2 = ((counts - expected) ** 2 / expected).sum()
-    assert chi2 < (B - 1) + 8 * np.sqrt(2 * (B - 1)) + 20
+    rng = np.random.default_rng(seed)
+    chi2 = []
+    for _ in range(40):
+        h = UniversalHashFamily(K, B, 1, rng, distinct=False)
+        counts = np.bincount(h.buckets()[0], minlength=B)
+        expected = K / B
+        chi2.append(((counts - expected) ** 2 / expected).sum())
+    bound = (B - 1) + 5 * np.sqrt(2 * (B - 1)) + 10  # beyond the 99.9% quantile
+    assert np.median(chi2) < B - 1
+    assert np.mean(np.array(chi2) > bound) <= 0.1
 
 
 def test_pairwise_collision_rate_close_to_one_over_B():
@@ -66,8 +77,12 @@ def test_subset_and_single_repetition_agree():
 
 def test_class_indices_near_the_limit():
     h = UniversalHashFamily(MAX_CLASSES, 1024, 2, np.random.default_rng(0), distinct=False)
-    b = h(np.array([0, MAX_CLASSES - 1]))
+    top = np.arange(MAX_CLASSES - 100_000, MAX_CLASSES)
+    b = h(top)
     assert b.max() < 1024 and b.min() >= 0
+    # wrapping 64-bit products stay uniform at the top of the range too
+    counts = np.bincount(b[0], minlength=1024)
+    assert counts.min() > 0.5 * counts.mean() and counts.max() < 1.5 * counts.mean()
     with pytest.raises(ValueError, match="class indices"):
         h(np.array([MAX_CLASSES]))
     with pytest.raises(ValueError, match="n_classes"):
