@@ -459,7 +459,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        P : ndarray of shape (n_samples, n_repetitions, n_buckets_), float32
+        P : ndarray of shape (n_samples, n_repetitions, ``n_buckets_``), float32
         """
         X = self._check_X(X)
         return self._bucket_proba(X)
