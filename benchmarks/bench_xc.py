@@ -28,6 +28,16 @@ MACH_SETTINGS = {
 
 
 def load(data, name):
+    """Train/test features and labels of a data set, the same for every system.
+
+    ``name`` is an XC data set folder (bibtex, delicious), or a
+    ``("debian", n_train, n_test, n_features)`` tuple: debian-paths featurised
+    with character n-grams (see bench_debian.py), cached on first use.
+    """
+    if isinstance(name, tuple):
+        from bench_debian import load_debian
+
+        return load_debian(data, *name[1:])
     from sklearn.preprocessing import normalize
 
     from skmach.datasets import load_xc
@@ -43,16 +53,17 @@ def scores(Yte, top):
     return {f"P@{k}": precision_at_k(Yte, top, k=k) for k in (1, 3, 5)}
 
 
-def run_mach(data, name, threads):
+def run_mach(data, name, threads, settings=None):
     from skmach import MACHClassifier
 
+    settings = MACH_SETTINGS[name] if settings is None else settings
     Xtr, Ytr, Xte, Yte = load(data, name)
-    clf = MACHClassifier(n_jobs=threads, random_state=0, **MACH_SETTINGS[name])
+    clf = MACHClassifier(n_jobs=threads, random_state=0, **settings)
     _, fit_s = timed(clf.fit, Xtr, Ytr)
     (top, _), pred_s = timed(clf.predict_topk, Xte, 5)
     size = sum(a.nbytes for a in clf.coefs_)
     return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": size / 2**20, **scores(Yte, top),
-            "settings": str(MACH_SETTINGS[name])}
+            "settings": str(settings)}
 
 
 def run_ovr(data, name, threads):

@@ -18,19 +18,34 @@ def cuda_available():
         return False
 
 
-def resolve_device(device):
+def resolve_device(device, supported=("cpu", "cuda"), owner="this estimator"):
     """Map the ``device`` parameter to ``"cpu"`` or ``"cuda"``.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+    supported : tuple of str
+        Devices the caller has kernels for. ``"auto"`` picks the GPU only
+        when the caller supports it and one is present.
+    owner : str
+        Named in error messages.
 
     Raises
     ------
     ValueError
-        If ``device='cuda'`` is requested and CuPy or a GPU is missing.
+        If ``device='cuda'`` is requested and CuPy or a GPU is missing, or
+        the caller has no GPU path.
     """
     if device == "cpu":
         return "cpu"
     if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
+        return "cuda" if "cuda" in supported and cuda_available() else "cpu"
     if device == "cuda":
+        if "cuda" not in supported:
+            raise ValueError(
+                f"device='cuda' is not available for {owner} yet: its CuPy kernels "
+                "(skmach._gpu) are not wired into it. Use device='cpu' or device='auto'."
+            )
         if not cuda_available():
             raise ValueError(
                 "device='cuda' needs CuPy and an NVIDIA GPU (pip install skmach[gpu]); "

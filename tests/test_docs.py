@@ -71,11 +71,7 @@ def _params():
         return [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)))]
     params = []
     for name, _ in objs:
-        marks = []
-        if "LSHSparseMLPClassifier" in name:
-            # being written concurrently; remove this mark once it is finished
-            marks.append(pytest.mark.xfail(strict=False, reason="docstrings in progress"))
-        params.append(pytest.param(name, marks=marks, id=name.replace("skmach.", "")))
+        params.append(pytest.param(name, id=name.replace("skmach.", "")))
     return params
 
 

@@ -253,6 +253,14 @@ class LSHTables:
         order = np.argsort(keys, kind="stable")
         self.sorted_keys = keys[order]
         self.sorted_neurons = (order % self.n_neurons).astype(np.int64)
+        # Small key spaces (few bits per code): bucket boundaries by direct
+        # look-up instead of two binary searches per query.
+        n_keys = L * self.family.n_codes
+        if n_keys <= max(1 << 20, 4 * len(keys)):
+            self._offsets = np.zeros(n_keys + 1, dtype=np.int64)
+            np.cumsum(np.bincount(keys, minlength=n_keys), out=self._offsets[1:])
+        else:
+            self._offsets = None
 
     def query(self, codes, rng=None):
         """Neurons sharing a bucket with each query, one entry per collision.
@@ -274,8 +282,12 @@ class LSHTables:
         n, L = codes.shape
         qkeys = codes + (np.arange(L, dtype=np.int64) * self.family.n_codes)[None, :]
         qkeys = qkeys.ravel()
-        start = np.searchsorted(self.sorted_keys, qkeys, side="left")
-        end = np.searchsorted(self.sorted_keys, qkeys, side="right")
+        if self._offsets is not None:
+            start = self._offsets[qkeys]
+            end = self._offsets[qkeys + 1]
+        else:
+            start = np.searchsorted(self.sorted_keys, qkeys, side="left")
+            end = np.searchsorted(self.sorted_keys, qkeys, side="right")
         size = end - start
         over = size > self.bucket_size
         if over.any():
@@ -284,7 +296,9 @@ class LSHTables:
                 start[over] += (rng.random(len(extra)) * (extra + 1)).astype(np.int64)
             size = np.minimum(size, self.bucket_size)
         total = int(size.sum())
-        q = np.repeat(np.arange(n * L, dtype=np.int64), size)
-        offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
-        neurons = self.sorted_neurons[np.repeat(start, size) + offs]
-        return q // L, neurons
+        # position in sorted_neurons = start of the bucket + rank within it
+        shift = start - (np.cumsum(size) - size)
+        pos = np.arange(total, dtype=np.int64) + np.repeat(shift, size)
+        neurons = self.sorted_neurons[pos]
+        rows = np.repeat(np.arange(n, dtype=np.int64), size.reshape(n, L).sum(axis=1))
+        return rows, neurons

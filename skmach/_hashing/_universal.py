@@ -57,10 +57,12 @@ class UniversalHashFamily:
     random_state : numpy.random.Generator or RandomState
         Source of the coefficients.
     distinct : bool, default=True
-        Redraw when two classes land in the same bucket in every repetition
-        (they could never be told apart), as long as ``B**R >= n_classes``
-        makes a collision-free draw possible. After ``max_redraws`` failed
-        draws the best draw is kept and a warning is issued.
+        Check that no two classes land in the same bucket in every repetition
+        (they could never be told apart; possible only when ``B**R >=
+        n_classes``), and redraw when they do, up to ``max_redraws`` draws,
+        as long as ``B**R >= n_classes**2 / 2`` gives a collision-free draw a
+        fair chance. The best draw is kept and a warning names the number of
+        classes left indistinct.
     max_redraws : int, default=20
 
     Attributes
@@ -95,9 +97,14 @@ class UniversalHashFamily:
         self.n_repetitions = n_repetitions
         rng = random_state
         best = None
-        # B**R >= K is needed for all classes to get distinct bucket vectors.
-        possible = n_repetitions * np.log(n_buckets) >= np.log(n_classes)
-        for _ in range(max_redraws if (distinct and possible) else 1):
+        # log of B**R: all classes can get distinct bucket vectors only when
+        # B**R >= K, and a random draw has them distinct with a fair chance
+        # (about exp(-K**2 / (2 B**R))) only when B**R >= K**2 / 2.
+        log_space = n_repetitions * np.log(n_buckets)
+        possible = log_space >= np.log(n_classes)
+        worth_redrawing = log_space >= 2 * np.log(n_classes) - np.log(2)
+        n_draws = max_redraws if (distinct and worth_redrawing) else 1
+        for _ in range(n_draws):
             a = rng.integers(0, 2**64, size=n_repetitions, dtype=np.uint64, endpoint=False)
             b = rng.integers(0, 2**64, size=n_repetitions, dtype=np.uint64, endpoint=False)
             self.a, self.b = a, b
@@ -107,10 +114,11 @@ class UniversalHashFamily:
             if n_bad == 0:
                 break
         self.n_indistinct_, self.a, self.b = best
-        if distinct and self.n_indistinct_ and possible:
+        if self.n_indistinct_ and possible:  # impossible spaces are the user's choice
             warnings.warn(
-                f"{self.n_indistinct_} classes share their bucket in every repetition "
-                f"after {max_redraws} draws; increase n_buckets or n_repetitions.",
+                f"{self.n_indistinct_} of {n_classes} classes share their bucket with another "
+                f"class in every repetition (after {n_draws} draw(s) of the hash functions); "
+                "they get identical scores. Increase n_buckets or n_repetitions.",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .._device import resolve_device
+from ..base import _VersionedStateMixin
 from .._hashing import PermutationFamily, UniversalHashFamily
 from ..utils._targets import encode_targets
 from . import _repetition_model as rm
@@ -22,7 +23,7 @@ from ._scoring import candidate_classes, class_scores, topk_classes, unbiased
 _SEED_MAX = 2**31 - 1
 
 
-class MACHClassifier(ClassifierMixin, BaseEstimator):
+class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     """Merged-Average Classifiers via Hashing, for very many classes.
 
     The ``K`` classes are hashed by ``R`` independent 2-universal hash
@@ -89,7 +90,9 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Where the numerical work runs.
+        Where the numerical work runs. The CuPy kernels (``skmach._gpu``)
+        are not wired in yet: ``"cuda"`` raises a ``ValueError`` and
+        ``"auto"`` runs on the CPU.
 
     Attributes
     ----------
@@ -271,7 +274,7 @@ class MACHClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        self.device_ = resolve_device(self.device)
+        self.device_ = resolve_device(self.device, supported=("cpu",), owner="MACHClassifier")
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             reset=not partial,

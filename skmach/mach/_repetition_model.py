@@ -323,11 +323,14 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
             T, tw = bucket_targets(yb, buckets_of, e - s, g, B, cfg.loss)
             wb = _combine(None if we is None else we[s:e], tw)
             lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, wb)
-            if sparse_X:
-                cols, Xl = local_columns(Xb, n_features)
-                grads = backward(Xl, params, A, dZ, B, H, alpha_scaled, rows=cols)
-                rows = [cols] + [None] * (len(params) - 1)
+            cols = local_columns(Xb, n_features) if sparse_X else None
+            if cols is not None and len(cols[0]) <= n_features // 2:
+                # Few features in this batch: lazy Adam on their rows only.
+                grads = backward(cols[1], params, A, dZ, B, H, alpha_scaled, rows=cols[0])
+                rows = [cols[0]] + [None] * (len(params) - 1)
             else:
+                # Most rows are touched anyway: a dense step is cheaper than
+                # gathering and scattering them.
                 grads = backward(Xb, params, A, dZ, B, H, alpha_scaled)
                 rows = None
             opt.step(grads, rows=rows,

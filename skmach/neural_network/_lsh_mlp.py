@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
+from ..base import _VersionedStateMixin
 from ..utils._math import softmax
 from ..utils._targets import encode_targets
 from ..utils._topk import topk
@@ -26,7 +27,7 @@ def _budget_to_int(budget, n_out):
     return int(min(n_out, max(1, math.floor(float(budget) * n_out + 1e-9))))
 
 
-class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
+class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron trained on the neurons an LSH index retrieves.
 
     Each LSH-enabled layer keeps ``n_tables`` hash tables of its neurons'
@@ -59,10 +60,12 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
     active_budget : float in (0, 1] or int, default=0.05
         Active neurons per sample and LSH layer: a fraction of the layer's
         width, or a count.
-    selection : {"topk", "union", "threshold"}, default="topk"
+    selection : {"topk", "sample", "union", "threshold"}, default="topk"
         How the active set is chosen among retrieved neurons: most collisions
-        first, any retrieved neuron (random subset when over budget), or only
-        neurons colliding in at least ``collision_threshold`` tables.
+        first; during training a random draw with probability proportional to
+        the collision count (adaptive-dropout-like; most collisions first at
+        prediction); any retrieved neuron (random subset when over budget); or
+        only neurons colliding in at least ``collision_threshold`` tables.
     collision_threshold : int, default=2
         Used by ``selection="threshold"``.
     min_active : float in [0, 1], default=1.0
@@ -160,7 +163,7 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
             Interval(Real, 0, 1, closed="right"),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "selection": [StrOptions({"topk", "union", "threshold"})],
+        "selection": [StrOptions({"topk", "sample", "union", "threshold"})],
         "collision_threshold": [Interval(Integral, 1, None, closed="left")],
         "min_active": [Interval(Real, 0, 1, closed="both")],
         "bucket_size": [Interval(Integral, 1, None, closed="left")],
@@ -269,11 +272,7 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
         if self.hash_family == "dwta" and self.n_bits * 3 > 62:
             raise ValueError(f"n_bits must be <= 20 with hash_family='dwta'; got {self.n_bits}")
-        device = resolve_device(self.device)
-        if device == "cuda":
-            raise ValueError(
-                "LSHSparseMLPClassifier has only CPU kernels so far; use device='cpu' or 'auto'."
-            )
+        resolve_device(self.device, supported=("cpu",), owner="LSHSparseMLPClassifier")
         return [int(s) for s in sizes], flags
 
     def _validate_X(self, X, reset):
@@ -308,6 +307,11 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
         kind, classes_, enc = encode_targets(y, classes)
+        if kind == "multiclass" and len(classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes; y has "
+                f"{len(classes_)} class(es)."
+            )
         return kind, classes_, enc
 
     @staticmethod
@@ -488,11 +492,21 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
         return self._validate_X(X, reset=False)
 
     def decision_function(self, X):
-        """Output scores (logits) of shape (n_samples, n_classes).
+        """Output scores (logits) of the network.
 
-        For two classes, the difference of the two logits, shape (n_samples,).
         With ``output_scoring="lsh"``, outputs the index does not retrieve
         score ``-inf``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            The logits; for two classes, the difference of the two logits
+            (positive favours ``classes_[1]``), shape ``(n_samples,)``.
         """
         z = self._scores(self._check_predict(X))
         if self._kind == "multiclass" and self.n_outputs_ == 2:
@@ -500,19 +514,39 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
         return z
 
     def predict_proba(self, X):
-        """Class probabilities (softmax of the scores), shape (n_samples, n_classes).
+        """Class probabilities (softmax of the scores).
 
         For multi-label models the row is the distribution over labels the
         model was trained to match (uniform over a sample's labels).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``; each row sums to 1.
         """
         return softmax(self._scores(self._check_predict(X)), axis=1)
 
     def predict(self, X):
-        """Most probable class.
+        """Most probable class, or the likely labels for multi-label models.
 
-        For multi-label, an indicator matrix (CSR if ``y`` was sparse in fit,
-        else a dense array) of the labels with probability at least half the
-        best one.
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,), or indicator matrix of shape \
+(n_samples, n_classes)
+            Multi-class: entries of ``classes_``. Multi-label: a 0/1 indicator
+            matrix (CSR if ``y`` was sparse in :meth:`fit`, else a dense
+            array) of the labels whose probability is at least half the best
+            one.
         """
         scores = self._scores(self._check_predict(X))
         if self._kind == "multiclass":
@@ -524,6 +558,13 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_topk(self, X, k):
         """The ``k`` most probable classes per sample, best first.
 
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input samples.
+        k : int
+            Number of classes to return, in ``[1, n_classes]``.
+
         Returns
         -------
         labels : ndarray of shape (n_samples, k)
@@ -532,14 +573,33 @@ class LSHSparseMLPClassifier(ClassifierMixin, BaseEstimator):
             Their probabilities.
         """
         X = self._check_predict(X)
-        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= self.n_outputs_:
+        if not isinstance(k, Integral) or isinstance(k, bool):
+            raise TypeError(f"k must be an integer; got {type(k).__name__}")
+        if not 1 <= k <= self.n_outputs_:
             raise ValueError(f"k must be an integer in [1, n_classes={self.n_outputs_}]; got {k!r}")
         p = softmax(self._scores(X), axis=1)
         idx, vals = topk(p, int(k))
         return self.classes_[idx], vals
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy (multi-class) or precision@1 (multi-label)."""
+        """Accuracy (multi-class) or precision@1 (multi-label).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            True labels, or a (dense or sparse) indicator matrix for
+            multi-label models.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy, or the fraction of samples whose top-scored label
+            is one of their true labels (precision@1).
+        """
         check_is_fitted(self, "_net")
         if getattr(self, "_kind", "multiclass") == "multiclass":
             return super().score(X, y, sample_weight=sample_weight)

@@ -103,10 +103,13 @@ def select_active(
         Samples in the batch, neurons in the layer.
     budget : int
         At most this many neurons per sample (besides forced ones).
-    selection : {"union", "topk", "threshold"}
+    selection : {"union", "topk", "sample", "threshold"}
         ``"union"``: any retrieved neuron, a random subset when more than the
         budget come back; ``"topk"``: the ones with the most collisions (ties
-        random); ``"threshold"``: only neurons colliding in at least
+        random); ``"sample"``: with ``rng`` (training), a random subset drawn
+        without replacement with probability proportional to the collision
+        count (adaptive-dropout-like), and ``"topk"`` without ``rng``
+        (prediction); ``"threshold"``: only neurons colliding in at least
         ``threshold`` tables, most collisions first.
     n_pad : int, optional
         Rows with fewer than ``n_pad`` selected neurons are padded with random
@@ -147,8 +150,10 @@ def select_active(
         rows.append(np.repeat(np.arange(n, dtype=np.int64), n_pad))
         cols.append(pad.ravel().astype(np.int64))
         weights.append(np.zeros(pad.size))
-    if selection not in ("union", "topk", "threshold"):
-        raise ValueError(f"selection must be 'union', 'topk' or 'threshold'; got {selection!r}")
+    if selection not in ("union", "topk", "sample", "threshold"):
+        raise ValueError(
+            f"selection must be 'union', 'topk', 'sample' or 'threshold'; got {selection!r}"
+        )
     rows = np.concatenate(rows)
     cols = np.concatenate(cols)
     keys = rows * n_neurons + cols
@@ -163,7 +168,10 @@ def select_active(
     forced = w >= _FORCED
     score = _score(w - forced * _FORCED, selection, threshold)
     tie = rng.random(len(ukeys)) if rng is not None else priority[ucols]
-    prio = score + 0.5 * tie + forced * _FORCED
+    prio = score + 0.5 * tie
+    if selection == "sample" and rng is not None:
+        prio = _gumbel_prio(score, tie, rng)
+    prio = prio + forced * _FORCED
     order = np.lexsort((-prio, urows))
     urows, ucols, score, forced = urows[order], ucols[order], score[order], forced[order]
     row_start = np.searchsorted(urows, np.arange(n))
@@ -185,10 +193,22 @@ def select_active(
 _DENSE_SELECT_MAX = 1 << 21
 
 
+def _gumbel_prio(score, low, rng):
+    """Gumbel-top-k keys: sampling without replacement proportional to ``score``.
+
+    Neurons with ``score == 0`` keep their (lower) key ``low`` in [0, 1).
+    """
+    pos = score > 0
+    g = -np.log(-np.log(rng.random(score.shape) * (1 - 1e-12) + 1e-12))
+    with np.errstate(divide="ignore"):
+        keyed = 1e3 + np.log(np.where(pos, score, 1.0)) + g
+    return np.where(pos, keyed, low)
+
+
 def _score(count, selection, threshold):
     if selection == "union":
         return (count > 0).astype(np.float64)
-    if selection == "topk":
+    if selection in ("topk", "sample"):
         return count
     return np.where(count >= threshold, count, 0.0)
 
@@ -203,7 +223,10 @@ def _select_dense(keys, weights, n, n_neurons, budget, selection, threshold, n_p
     # Padding candidates must rank above non-candidates: weight 0 but present.
     present = np.zeros(n * n_neurons, dtype=bool)
     present[keys] = True
-    prio = score + 0.25 * tie + 0.5 * present.reshape(n, n_neurons) + forced * _FORCED
+    prio = score + 0.25 * tie + 0.5 * present.reshape(n, n_neurons)
+    if selection == "sample" and rng is not None:
+        prio = _gumbel_prio(score, prio - score, rng)
+    prio = prio + forced * _FORCED
     width = max(budget, int(forced.sum(axis=1).max()) if n else 1, 1)
     width = min(width, n_neurons)
     if width < n_neurons:
@@ -279,14 +302,23 @@ def lsh_forward(W, b, x, idx, mask):
     Returns
     -------
     z : ndarray (n, w), 0 at padding slots
-    Wg : ndarray, the gathered weight block (kept for the backward pass)
+    Wg : ndarray or None
+        For a sparse input, the gathered weight block ``(n, w, w_in)`` (kept
+        for the backward pass); None for a dense input, whose per-sample
+        blocks ``W[idx[i]]`` are small enough to gather again.
     """
     if isinstance(x, SparseAct):
         Wg = W[idx[:, :, None], x.idx[:, None, :]]  # (n, w, w_in)
         z = np.matmul(Wg, x.val[:, :, None])[:, :, 0]
     else:
-        Wg = W[idx]  # (n, w, n_in)
-        z = np.matmul(Wg, x[:, :, None])[:, :, 0]
+        # One gather + matrix-vector product per sample: exactly w * n_in
+        # multiply-adds each, and faster in NumPy than materialising the whole
+        # (n, w, n_in) block (fancy indexing of a 3-D block is slow).
+        Wg = None
+        x = np.asarray(x)
+        z = np.empty(idx.shape, dtype=np.result_type(W.dtype, x.dtype))
+        for i in range(idx.shape[0]):
+            np.dot(W.take(idx[i], axis=0), x[i], out=z[i])
     z += b[idx]
     z *= mask
     return z, Wg
@@ -321,7 +353,12 @@ def lsh_backward(W, x, idx, mask, dz, Wg, need_dx):
         dW_rows = np.asarray(S @ x).astype(W.dtype, copy=False)
     dx = None
     if need_dx:
-        dx = np.matmul(dz[:, None, :], Wg)[:, 0, :]
+        if Wg is None:
+            dx = np.empty((idx.shape[0], n_in), dtype=np.result_type(W.dtype, dz.dtype))
+            for i in range(idx.shape[0]):
+                np.dot(dz[i], W.take(idx[i], axis=0), out=dx[i])
+        else:
+            dx = np.matmul(dz[:, None, :], Wg)[:, 0, :]
         if isinstance(x, SparseAct):
             dx *= x.mask
     return rows, dW_rows, db_rows, dx

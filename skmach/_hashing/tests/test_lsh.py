@@ -115,6 +115,23 @@ def test_bucket_cap():
     assert len(neurons) == 20
 
 
+@pytest.mark.parametrize("n_bits", [3, 24])
+def test_query_offset_table_matches_binary_search(n_bits):
+    # 3 bits: small key space, bucket bounds by direct look-up; 24 bits: the
+    # look-up table would be too large and query falls back to searchsorted
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(200, 6))
+    t = LSHTables(SimHash(6, n_bits=n_bits, n_tables=5, random_state=0), bucket_size=7)
+    t.build(W)
+    assert (t._offsets is None) == (n_bits == 24)
+    codes = t.family.hash(rng.normal(size=(30, 6)))
+    a = t.query(codes)
+    t._offsets = None
+    b = t.query(codes)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_bad_parameters():
     with pytest.raises(ValueError, match="bin_size"):
         DWTAHash(10, 2, 2, bin_size=6)

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmach.neural_network import LSHSparseMLPClassifier
 
@@ -137,21 +136,3 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="device"):
         LSHSparseMLPClassifier(device="cuda").fit(X, y)
 
-
-def _expected_failed_checks(estimator):
-    return {
-        "check_classifier_multioutput": (
-            "multi-label predict_proba is the softmax distribution over labels that the "
-            "model is trained to match (SLIDE's loss), so rows sum to 1 and predict keeps "
-            "the labels within a factor 2 of the best one instead of rounding proba at 0.5"
-        ),
-    }
-
-
-@parametrize_with_checks(
-    [LSHSparseMLPClassifier(hidden_layer_sizes=(32,), n_tables=4, n_bits=2, active_budget=0.5,
-                            n_epochs=40, learning_rate=1e-2, batch_size=64, random_state=0)],
-    expected_failed_checks=_expected_failed_checks,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -110,7 +110,7 @@ def test_csr_to_sparse_act_roundtrip():
     np.testing.assert_allclose(a.to_csr(12).toarray(), X.toarray())
 
 
-@pytest.mark.parametrize("selection", ["topk", "union", "threshold"])
+@pytest.mark.parametrize("selection", ["topk", "union", "sample", "threshold"])
 @pytest.mark.parametrize("dense_path", [True, False])
 def test_select_active_budget_forced_and_padding(selection, dense_path, monkeypatch):
     if not dense_path:
@@ -139,6 +139,25 @@ def test_select_active_budget_forced_and_padding(selection, dense_path, monkeypa
             # every selected neuron beats every unselected one on collisions
             others = np.setdiff1d(np.arange(N), act)
             assert counts[i, act].min() >= counts[i, others].max()
+
+
+@pytest.mark.parametrize("dense_path", [True, False])
+def test_select_active_sample_is_proportional_to_collisions(dense_path, monkeypatch):
+    if not dense_path:
+        monkeypatch.setattr(K, "_DENSE_SELECT_MAX", 0)
+    n, N = 4000, 8
+    # every sample: neuron 0 collides 3 times, neuron 1 once
+    q_rows = np.repeat(np.arange(n), 4)
+    q_neurons = np.tile([0, 0, 0, 1], n)
+    rng = np.random.default_rng(0)
+    idx, mask, _ = K.select_active(q_rows, q_neurons, n, N, 1, selection="sample",
+                                   n_pad=1, rng=rng)
+    share = np.mean(idx[:, 0][mask[:, 0]] == 0)
+    assert mask[:, 0].all() and abs(share - 0.75) < 0.03
+    # at prediction (no rng) it is topk
+    idx, mask, _ = K.select_active(q_rows[:8], q_neurons[:8], 2, N, 1, selection="sample",
+                                   n_pad=1, rng=None, priority=rng.random(N))
+    assert (idx[:, 0] == 0).all()
 
 
 def test_select_active_paths_agree_at_prediction(monkeypatch):

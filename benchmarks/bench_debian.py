@@ -1,0 +1,120 @@
+"""debian-paths: which Debian package ships this file path? (24,288 labels)
+
+Paths are featurised once with ``HashingVectorizer(analyzer="char_wb",
+ngram_range=(2, 4), n_features=--n-features)`` (cached under
+``benchmarks/_cache``), and every system gets exactly those features:
+MACHClassifier, napkinXC PLT, Omikuji and PECOS XR-Linear, each in its own
+process with 2 threads. scikit-learn's one-vs-rest is not trained: its
+memory is computed (one float64 weight per feature and class, as
+``OneVsRestClassifier(LogisticRegression())`` stores it), which is what
+MACH avoids.
+
+Usage::
+
+    python benchmarks/bench_debian.py [--n-train 1198250] [--n-test 299562]
+        [--systems mach napkinxc omikuji pecos]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from _common import (DEFAULT_DATA, command_line, machine, markdown_table, run_isolated,
+                     write_results)
+
+CACHE = Path(__file__).resolve().parent / "_cache"
+
+# A hidden layer keeps the weights small: R * (d * H + H * B) floats,
+# 8 * (65536 * 128 + 128 * 1024) = 68M here (270 MB), against 24,288 * 65536
+# for one-vs-rest.
+MACH_DEBIAN = dict(n_buckets=1024, n_repetitions=8, hidden_layer_size=128, n_epochs=3,
+                   learning_rate=0.005, batch_size=512)
+
+
+def load_debian(data, n_train, n_test, n_features):
+    """Featurised (X_train, Y_train, X_test, Y_test), cached as .npz."""
+    import scipy.sparse as sp
+
+    CACHE.mkdir(exist_ok=True)
+    key = CACHE / f"debian_{n_train}_{n_test}_{n_features}"
+    parts = ["Xtr", "Ytr", "Xte", "Yte"]
+    if all((key.parent / f"{key.name}_{p}.npz").exists() for p in parts):
+        return tuple(sp.load_npz(key.parent / f"{key.name}_{p}.npz").tocsr() for p in parts)
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from skmach.datasets import iter_tsv, labels_to_indicator
+
+    def take(path, n):
+        texts, labels = [], []
+        for t, lab in iter_tsv(path, chunk_size=100_000):
+            texts += t
+            labels += lab
+            if len(texts) >= n:
+                break
+        return texts[:n], labels[:n]
+
+    root = Path(data) / "debian-paths"
+    ttr, ltr = take(root / "train.tsv.xz", n_train)
+    tte, lte = take(root / "test.tsv.xz", n_test)
+    Ytr, classes = labels_to_indicator(ltr)
+    Yte, _ = labels_to_indicator(lte, classes=classes)
+    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=n_features,
+                            alternate_sign=False, dtype=np.float32)
+    Xtr, Xte = vec.transform(ttr), vec.transform(tte)
+    out = (Xtr.tocsr(), Ytr.tocsr(), Xte.tocsr(), Yte.tocsr())
+    for p, M in zip(parts, out):
+        sp.save_npz(key.parent / f"{key.name}_{p}.npz", M)
+    return out
+
+
+def main():
+    from bench_xc import SYSTEMS
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--n-train", type=int, default=1_198_250)
+    ap.add_argument("--n-test", type=int, default=299_562)
+    ap.add_argument("--n-features", type=int, default=2**16)
+    ap.add_argument("--systems", nargs="+", default=["mach", "napkinxc", "omikuji", "pecos"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="debian_paths")
+    args = ap.parse_args()
+    spec = ("debian", args.n_train, args.n_test, args.n_features)
+    Xtr, Ytr, Xte, Yte = load_debian(args.data, *spec[1:])  # featurise once, here
+    n_labels = Ytr.shape[1]
+    ovr_gb = Xtr.shape[1] * n_labels * 8 / 2**30
+    print(f"{Xtr.shape[0]} train / {Xte.shape[0]} test, {Xtr.shape[1]} features, "
+          f"{n_labels} labels; one-vs-rest weights would take {ovr_gb:.1f} GiB", flush=True)
+    del Xtr, Ytr, Xte, Yte
+    rows = []
+    for key in args.systems:
+        label, fn = SYSTEMS[key]
+        print(f"{label} ...", flush=True)
+        extra = (MACH_DEBIAN,) if key == "mach" else ()
+        out = run_isolated(fn, args.data, spec, args.threads, *extra, timeout=6 * 3600)
+        out["system"] = label
+        rows.append(out)
+        print("  ", {k: v for k, v in out.items() if k != "trace"}, flush=True)
+    ref = rows[0] if args.systems[0] == "mach" else None
+    for r in rows:
+        if ref and "fit_s" in r and "fit_s" in ref:
+            r["fit_vs_mach"] = r["fit_s"] / ref["fit_s"]
+    rows.append({"system": "sklearn OneVsRest(LogisticRegression) (not run)",
+                 "model_mb": ovr_gb * 1024})
+    cols = [("system", None), ("fit_s", "{:.1f}"), ("predict_s", "{:.1f}"), ("P@1", "{:.3f}"),
+            ("P@3", "{:.3f}"), ("P@5", "{:.3f}"), ("peak_rss_mb", "{:.0f}"),
+            ("model_mb", "{:.0f}"), ("fit_vs_mach", "{:.2f}")]
+    md = (f"# debian-paths: MACH against the peers\n\nCommand: `{command_line()}`\n\n"
+          f"Machine: {machine()}\n\n{args.n_train:,} training and {args.n_test:,} test paths, "
+          f"{n_labels:,} labels (packages) seen in training, character 2-4-grams hashed into "
+          f"{args.n_features:,} features. 2 threads per system, one process each. "
+          f"MACH settings: {MACH_DEBIAN}.\n\n" + markdown_table(rows, cols))
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        md += "\nFailures:\n" + "".join(f"- {r['system']}: {r['error']}\n" for r in errors)
+    write_results(args.name, {"command": command_line(), "machine": machine(), "rows": rows}, md)
+
+
+if __name__ == "__main__":
+    main()
