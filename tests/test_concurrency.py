@@ -128,9 +128,6 @@ class _Failing:
         raise AssertionError
 
 
-@pytest.mark.xfail(reason="MACHClassifier._fit sets classes_/hash_family_ before training; "
-                   "a failed refit leaves the old estimators_ with the new hashing (reported)",
-                   strict=False)
 def test_failed_refit_does_not_leave_a_half_updated_model():
     from sklearn.linear_model import LogisticRegression
 

@@ -8,7 +8,7 @@ from itertools import chain, islice, repeat
 import numpy as np
 import scipy.sparse as sp
 
-from ._xc import _check_positive_int, _open_text
+from ._xc import _check_positive_int, _guarded, _open_text
 
 __all__ = ["load_tsv", "iter_tsv", "labels_to_indicator"]
 
@@ -74,7 +74,7 @@ def iter_tsv(path, chunk_size=10000):
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    return _iter_tsv(path, chunk_size)
+    return _guarded(_iter_tsv(path, chunk_size), path)
 
 
 def _iter_tsv(path, chunk_size):

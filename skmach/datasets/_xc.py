@@ -17,6 +17,7 @@ import numbers
 import os
 import re
 import warnings
+import zlib
 from itertools import islice
 
 import numpy as np
@@ -47,6 +48,20 @@ def _open_text(path, mode="rt"):
     if lower.endswith((".xz", ".lzma")):
         return lzma.open(path, mode, encoding="utf-8")
     return open(path, mode, encoding="utf-8")
+
+
+def _guarded(gen, path):
+    """Re-raise decoding failures of ``gen`` as a ValueError naming the file."""
+    try:
+        yield from gen
+    except (EOFError, UnicodeDecodeError, lzma.LZMAError, zlib.error, gzip.BadGzipFile,
+            OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(
+            f"{os.fspath(path)}: the file could not be read (truncated or corrupt "
+            f"compressed data, or not UTF-8 text): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _check_positive_int(value, name):
@@ -327,7 +342,7 @@ def iter_xc(path, chunk_size=10000, *, dtype=np.float32, n_features=None, n_labe
     dtype = _check_dtype(dtype)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    return _iter_xc(path, chunk_size, dtype, n_features, n_labels)
+    return _guarded(_iter_xc(path, chunk_size, dtype, n_features, n_labels), path)
 
 
 def _iter_xc(path, chunk_size, dtype, n_features, n_labels):

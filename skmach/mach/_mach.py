@@ -270,6 +270,17 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
                          partial=not first, first_partial=first)
 
     def _fit(self, X, y, sample_weight, classes, partial, first_partial=False):
+        # A fit that fails half-way must leave the estimator as it was (a
+        # fitted model keeps working; an unfitted one stays unfitted).
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_impl(X, y, sample_weight, classes, partial, first_partial)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_impl(self, X, y, sample_weight, classes, partial, first_partial):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."

@@ -133,13 +133,11 @@ def select_active(
     """
     budget = int(budget)
     n_pad = budget if n_pad is None else int(min(n_pad, budget))
-    rows = [np.asarray(q_rows, dtype=np.int64)]
-    cols = [np.asarray(q_neurons, dtype=np.int64)]
-    weights = [np.ones(len(rows[0]))]
-    if forced_rows is not None and len(forced_rows):
-        rows.append(np.asarray(forced_rows, dtype=np.int64))
-        cols.append(np.asarray(forced_neurons, dtype=np.int64))
-        weights.append(np.full(len(forced_rows), _FORCED))
+    if selection not in ("union", "topk", "sample", "threshold"):
+        raise ValueError(
+            f"selection must be 'union', 'topk', 'sample' or 'threshold'; got {selection!r}"
+        )
+    pad = None
     if n_pad > 0:
         if rng is not None:
             perm = rng.permutation(n_neurons)
@@ -147,20 +145,35 @@ def select_active(
             pad = perm[(start[:, None] + np.arange(n_pad)) % n_neurons]
         else:
             pad = np.broadcast_to(np.argsort(-priority, kind="stable")[:n_pad], (n, n_pad))
+    if n * n_neurons <= _DENSE_SELECT_MAX:
+        # Count the collisions straight into a dense (n, n_neurons) array.
+        w = np.bincount(np.asarray(q_rows, dtype=np.int64) * n_neurons
+                        + np.asarray(q_neurons, dtype=np.int64),
+                        minlength=n * n_neurons).astype(np.float64)
+        if forced_rows is not None and len(forced_rows):
+            fkeys = (np.asarray(forced_rows, dtype=np.int64) * n_neurons
+                     + np.asarray(forced_neurons, dtype=np.int64))
+            np.add.at(w, fkeys, _FORCED)
+        present = w > 0
+        if pad is not None:
+            present[(np.arange(n, dtype=np.int64)[:, None] * n_neurons + pad).ravel()] = True
+        return _select_dense(w.reshape(n, n_neurons), present.reshape(n, n_neurons), n,
+                             n_neurons, budget, selection, threshold, n_pad, rng, priority)
+    rows = [np.asarray(q_rows, dtype=np.int64)]
+    cols = [np.asarray(q_neurons, dtype=np.int64)]
+    weights = [np.ones(len(rows[0]))]
+    if forced_rows is not None and len(forced_rows):
+        rows.append(np.asarray(forced_rows, dtype=np.int64))
+        cols.append(np.asarray(forced_neurons, dtype=np.int64))
+        weights.append(np.full(len(forced_rows), _FORCED))
+    if pad is not None:
         rows.append(np.repeat(np.arange(n, dtype=np.int64), n_pad))
         cols.append(pad.ravel().astype(np.int64))
         weights.append(np.zeros(pad.size))
-    if selection not in ("union", "topk", "sample", "threshold"):
-        raise ValueError(
-            f"selection must be 'union', 'topk', 'sample' or 'threshold'; got {selection!r}"
-        )
     rows = np.concatenate(rows)
     cols = np.concatenate(cols)
     keys = rows * n_neurons + cols
     weights = np.concatenate(weights)
-    if n * n_neurons <= _DENSE_SELECT_MAX:
-        return _select_dense(keys, weights, n, n_neurons, budget, selection, threshold,
-                             n_pad, rng, priority)
     ukeys, inv = np.unique(keys, return_inverse=True)
     w = np.bincount(inv.ravel(), weights=weights, minlength=len(ukeys))
     urows = ukeys // n_neurons
@@ -213,17 +226,18 @@ def _score(count, selection, threshold):
     return np.where(count >= threshold, count, 0.0)
 
 
-def _select_dense(keys, weights, n, n_neurons, budget, selection, threshold, n_pad, rng,
+def _select_dense(w, present, n, n_neurons, budget, selection, threshold, n_pad, rng,
                   priority):
-    """Same result as the sorting path, with O(n * n_neurons) dense counts."""
-    w = np.bincount(keys, weights=weights, minlength=n * n_neurons).reshape(n, n_neurons)
+    """Same result as the sorting path, with O(n * n_neurons) dense counts.
+
+    ``w``: collision counts (+ ``_FORCED`` for forced neurons), ``present``:
+    collided, forced or padding candidate; both ``(n, n_neurons)``.
+    """
     forced = w >= _FORCED
     score = _score(w - forced * _FORCED, selection, threshold)
     tie = rng.random((n, n_neurons)) if rng is not None else np.broadcast_to(priority, w.shape)
     # Padding candidates must rank above non-candidates: weight 0 but present.
-    present = np.zeros(n * n_neurons, dtype=bool)
-    present[keys] = True
-    prio = score + 0.25 * tie + 0.5 * present.reshape(n, n_neurons)
+    prio = score + 0.25 * tie + 0.5 * present
     if selection == "sample" and rng is not None:
         prio = _gumbel_prio(score, prio - score, rng)
     prio = prio + forced * _FORCED
@@ -239,7 +253,7 @@ def _select_dense(keys, weights, n, n_neurons, budget, selection, threshold, n_p
     rank = np.arange(width)[None, :]
     f = np.take_along_axis(forced, idx, axis=1)
     sc = np.take_along_axis(score, idx, axis=1)
-    pres = np.take_along_axis(present.reshape(n, n_neurons), idx, axis=1)
+    pres = np.take_along_axis(present, idx, axis=1)
     mask = f | ((rank < budget) & ((sc > 0) | ((rank < n_pad) & pres)))
     return idx.astype(np.int64), mask, f & mask
 

@@ -6,16 +6,36 @@ import numpy as np
 def softmax(z, axis=-1, out=None):
     """Softmax along ``axis``; safe for logits of any magnitude.
 
+    Rows holding ``+inf`` share the probability among their ``+inf``
+    entries; rows that are entirely ``-inf`` get a uniform distribution.
+
     Examples
     --------
     >>> import numpy as np
     >>> from skmach.utils import softmax
     >>> softmax(np.array([[1000.0, 1000.0]])).tolist()
     [[0.5, 0.5]]
+    >>> softmax(np.array([[np.inf, 0.0], [-np.inf, -np.inf]])).tolist()
+    [[1.0, 0.0], [0.5, 0.5]]
     """
-    z = np.asarray(z)
+    with np.errstate(over="ignore"):  # z - m may round to -inf: exp gives 0, as it should
+        return _softmax(np.asarray(z), axis, out)
+
+
+def _softmax(z, axis, out):
     m = np.max(z, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
+    finite = np.isfinite(m)
+    if not finite.all():
+        # +inf in a row: its +inf entries share the mass; a row of -inf: uniform
+        w = np.where(finite | (m < 0), True, z == np.inf).astype(z.dtype)
+        w /= w.sum(axis=axis, keepdims=True)
+        e = np.exp(np.where(finite, z - np.where(finite, m, 0), 0))
+        e /= e.sum(axis=axis, keepdims=True)
+        e = np.where(finite, e, w)
+        if out is not None:
+            out[...] = e
+            return out
+        return e
     e = np.subtract(z, m, out=out)
     np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)

@@ -40,8 +40,15 @@ def encode_targets(y, classes=None):
                 "A 2-D y must be a binary indicator matrix of 0/1 values for "
                 f"multi-label classification; got target type {target_type!r}."
             )
-        Y = sp.csr_matrix(y, dtype=np.float32)
+        Y = sp.csr_matrix(y)
         Y.eliminate_zeros()
+        if Y.nnz and not np.all(Y.data == 1):
+            bad = np.unique(Y.data[Y.data != 1])[:5]
+            raise ValueError(
+                "A 2-D y must be a binary indicator matrix of 0/1 values for "
+                f"multi-label classification; it also holds {bad.tolist()}."
+            )
+        Y = Y.astype(np.float32)
         Y.sort_indices()
         Y.data[:] = 1.0
         n_labels = Y.shape[1]
