@@ -4,7 +4,7 @@ and scikit-learn's MLPClassifier.
 Usage (each comparison runs in one process, one data set after another)::
 
     nice python benchmarks/bench_lsh_mlp.py images --epochs 5
-    nice python benchmarks/bench_lsh_mlp.py xc --epochs 5
+    nice python benchmarks/bench_lsh_mlp.py xc --epochs 5 --debian-train 300000 --debian-test 50000
 
 Writes ``benchmarks/results/lsh_mlp_<suite>.json`` and ``.md`` with the
 command line. Data come from ``../shared/data`` (or ``$SKMACH_DATA``).
@@ -228,7 +228,9 @@ def suite_xc(args):
     out = {}
     sets = {
         "delicious": (load_delicious, dict(hidden_layer_sizes=(128,), active_budget=0.2)),
-        "debian-paths": (lambda: load_debian(args.debian_train, args.debian_test),
+        "debian-paths": (lambda: load_debian(args.debian_train, args.debian_test,
+                                             min_count=args.debian_min_count,
+                                             max_labels=args.debian_max_labels),
                          dict(hidden_layer_sizes=(128,), active_budget=0.2)),
     }
     for name in args.datasets or sets:
@@ -252,6 +254,11 @@ def suite_xc(args):
         out[name] = {
             "n_train": X.shape[0], "n_test": Xt.shape[0], "n_labels": Y.shape[1],
             "n_features": X.shape[1], "rows": rows,
+            "subset": (f"first {args.debian_train} train / {args.debian_test} test lines; labels "
+                       f"with >= {args.debian_min_count} train paths (at most the "
+                       f"{args.debian_max_labels} most frequent); rows with a kept label; "
+                       f"char_wb 3-5-grams hashed to {X.shape[1]} features"
+                       if name == "debian-paths" else "full data set"),
             "epoch_time_ratio_vs_dense": rows[0]["s_per_epoch"] / rows[1]["s_per_epoch"],
         }
     return out
@@ -270,6 +277,8 @@ def write(suite, res, args):
              "(shared with other jobs; wall-clock is indicative)  ", f"Date: {meta['date']}", ""]
     for name, r in res.items():
         lines += [f"## {name} (train {r['n_train']}, test {r['n_test']})", ""]
+        if "n_labels" in r:
+            lines += [f"{r['n_labels']} labels, {r['n_features']} features; {r['subset']}.", ""]
         ml = "P@1" in r["rows"][0]
         head = ["model", "P@1", "P@5"] if ml else ["model", "test acc"]
         head += ["s/epoch", "epochs", "active fraction (per layer)", "train MACs vs dense"]
@@ -301,6 +310,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--debian-train", type=int, default=100_000)
     ap.add_argument("--debian-test", type=int, default=20_000)
+    ap.add_argument("--debian-min-count", type=int, default=20)
+    ap.add_argument("--debian-max-labels", type=int, default=2000)
     args = ap.parse_args()
     res = suite_images(args) if args.suite == "images" else suite_xc(args)
     write(args.suite, res, args)

@@ -22,6 +22,7 @@ Only the first chunks are used here to keep the example short; the benchmark
 
 # %%
 import itertools
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,10 +33,12 @@ from skmach import MACHClassifier
 from skmach.datasets import iter_tsv
 from skmach.metrics import make_topk_scorer
 
-DATA = Path("../../shared/data/debian-paths/train.tsv.xz")
-if not DATA.exists():
-    DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "debian-paths" / "train.tsv.xz" if "__file__" in globals() else DATA
-CHUNK, N_CHUNKS = 20_000, 6
+HERE = Path(globals().get("__file__", "plot_out_of_core.py")).resolve().parent
+CANDIDATES = [os.environ.get("SKMACH_DATA"), HERE.parent.parent / "shared" / "data",
+              Path.cwd().parent / "shared" / "data"]
+DATA = next((Path(c) / "debian-paths" / "train.tsv.xz" for c in CANDIDATES
+             if c and (Path(c) / "debian-paths" / "train.tsv.xz").exists()), Path("missing"))
+CHUNK, N_CHUNKS = 8_000, 5
 
 
 def synthetic_stream(chunk_size, n_chunks, seed=0):
