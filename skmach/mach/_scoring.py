@@ -86,8 +86,13 @@ def unbiased(scores, n_buckets):
 
 
 def class_block_size(n_samples, n_classes, working_memory_mb, itemsize=4):
-    """Number of classes per block so that one block uses ``working_memory_mb``."""
-    per_class = max(1, n_samples) * itemsize * 2  # scores + one gathered column
+    """Number of classes per block so that one block uses ``working_memory_mb``.
+
+    A block holds its scores, one gathered repetition, and top-k's negated
+    copy and int64 partition indices: about ``5 * itemsize`` bytes per
+    sample and class.
+    """
+    per_class = max(1, n_samples) * itemsize * 5
     return int(max(1, min(n_classes, working_memory_mb * 2**20 // per_class)))
 
 
