@@ -33,8 +33,7 @@ def main():
             clf = MACHClassifier(loss=loss, n_jobs=2, random_state=0, **MACH_SETTINGS[ds])
             clf.fit(Xtr, Ytr)
             for agg in ("mean", "logmean", "min"):
-                clf.set_params(aggregation=agg)
-                clf._aggregation = agg  # re-score the same fitted model
+                clf.set_params(aggregation=agg)  # re-scores the same fitted model
                 top, _ = clf.predict_topk(Xte, 5)
                 rows.append({"dataset": ds, "loss": loss, "aggregation": agg, **scores(Yte, top)})
                 print(rows[-1], flush=True)

@@ -54,7 +54,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     aggregation : {"auto", "mean", "logmean", "min"}, default="auto"
         How a class's bucket probabilities are combined over repetitions.
         ``"mean"`` is the paper's estimator; ``"auto"`` is ``"mean"`` for
-        multi-class and ``"logmean"`` for multi-label.
+        multi-class and ``"logmean"`` for multi-label. It is read at
+        prediction time: changing it re-scores a fitted model.
     n_epochs : int, default=10
         Passes over the data (``fit``).
     batch_size : int, default=256
@@ -327,19 +328,18 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
                 self.hash_family_ = PermutationFamily(K, self.n_repetitions, hrng)
             else:
                 self.hash_family_ = UniversalHashFamily(K, self.n_buckets_, self.n_repetitions, hrng)
+            # the loss shapes the trained weights, so it is fixed at fit time
             self._loss = self.loss if self.loss != "auto" else (
                 "softmax" if kind == "multiclass" else "sigmoid")
-            if self._loss == "sigmoid" and kind == "multiclass":
-                # a sigmoid per bucket is allowed for multi-class too (one-vs-rest buckets)
-                pass
-            self._aggregation = self.aggregation if self.aggregation != "auto" else (
-                "mean" if kind == "multiclass" else "logmean")
             self._n_partial_calls = 0
             self._opt_state = None
+            # a refit may switch between the built-in model and estimator=
+            self.__dict__.pop("estimators_", None)
+            self.__dict__.pop("_inv_cache", None)
             if self.estimator is None:
                 self.coefs_ = None
-        elif first_partial is False and not hasattr(self, "hash_family_"):
-            raise ValueError("partial_fit state is missing; call fit first")
+            else:
+                self.__dict__.pop("coefs_", None)
 
         if self.estimator is not None:
             if partial or first_partial:
@@ -492,6 +492,14 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         step = self._chunk_rows(X.shape[0])
         for s in range(0, X.shape[0], step):
             yield s, min(X.shape[0], s + step)
+
+    @property
+    def _aggregation(self):
+        """``aggregation`` with "auto" resolved; read at prediction time, so
+        ``set_params(aggregation=...)`` re-scores a fitted model."""
+        if self.aggregation != "auto":
+            return self.aggregation
+        return "mean" if self._kind == "multiclass" else "logmean"
 
     def _no_collisions(self):
         return isinstance(self.hash_family_, PermutationFamily)
@@ -656,10 +664,7 @@ def _fit_one_estimator(est, X, y, sample_weight, family, n_buckets, incremental)
         yb = family(y)[0].astype(np.int64)
     kw = {} if sample_weight is None else {"sample_weight": sample_weight}
     if incremental:
-        if yb.ndim == 1:
-            est.partial_fit(X, yb, classes=np.arange(n_buckets), **kw)
-        else:
-            est.partial_fit(X, yb, classes=np.arange(n_buckets), **kw)
+        est.partial_fit(X, yb, classes=np.arange(n_buckets), **kw)
     else:
         est.fit(X, yb, **kw)
     return est
