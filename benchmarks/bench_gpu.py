@@ -30,7 +30,6 @@ import shlex
 import subprocess
 import sys
 import time
-from itertools import islice
 from pathlib import Path
 
 import numpy as np

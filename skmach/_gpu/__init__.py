@@ -16,9 +16,11 @@ Modules
 :mod:`._lsh`
     ``GPUHashFamily`` (SimHash / DWTA codes), ``GPULSHTables`` (build,
     update, query), ``select_active_gpu``.
-:mod:`._dense`
-    The MACH per-repetition model (forward, backward, probabilities, loss),
-    generic over NumPy and CuPy.
+
+Training the MACH per-repetition model on the GPU needs no twin: the plan is
+to make :mod:`skmach.mach._repetition_model` follow its input's array library
+(``xp.empty`` in ``matmul_blocks``, a sparse test that knows cupyx, no ufunc
+``where=``), so that one module serves both devices.
 """
 
 from ._backend import array_namespace_of, get_xp, to_device, to_host

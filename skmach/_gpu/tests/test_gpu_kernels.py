@@ -14,11 +14,9 @@ import pytest
 import scipy.sparse as sp
 
 from skmach._device import cuda_available
-from skmach._gpu import _dense as gd
 from skmach._gpu._hashing import universal_buckets_reference
 from skmach._gpu._scoring import pack_keys, topk_from_keys, unpack_keys
 from skmach._hashing import DWTAHash, LSHTables, PermutationFamily, SimHash, UniversalHashFamily
-from skmach.mach import _repetition_model as rm
 from skmach.mach._scoring import candidate_classes, class_scores, topk_classes
 from skmach.utils import topk
 
@@ -81,52 +79,6 @@ def test_forced_constant_matches_cpu():
     from skmach.neural_network._sparse_layers import _FORCED as CPU_FORCED
 
     assert _FORCED == CPU_FORCED
-
-
-def _model_inputs(hidden, sparse, seed=0):
-    rng = np.random.default_rng(seed)
-    n, d, B, g = 30, 40, 8, 3
-    X = sp.random(n, d, density=0.2, format="csr", random_state=seed, dtype=np.float32)
-    if not sparse:
-        X = X.toarray()
-    params = rm.init_params(d, B, hidden, [seed + r for r in range(g)])
-    params = [p + rng.normal(scale=0.1, size=p.shape).astype(np.float32) for p in params]
-    y = rng.integers(0, 20, n)
-    fam = UniversalHashFamily(20, B, g, rng)
-    return X, params, y, fam, B, g
-
-
-@pytest.mark.parametrize("hidden", [0, 5])
-@pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
-def test_generic_model_is_the_cpu_model_on_numpy(hidden, sparse, loss):
-    X, params, y, fam, B, g = _model_inputs(hidden, sparse)
-    n = X.shape[0]
-    Z, A = gd.forward(X, params, B, hidden)
-    Zr, Ar = rm.forward(X, params, B, hidden)
-    np.testing.assert_array_equal(Z, Zr)
-    np.testing.assert_array_equal(gd.output_probabilities(Z, loss), rm.output_probabilities(Zr, loss))
-    np.testing.assert_array_equal(gd.predict_buckets(X, params, B, hidden, loss),
-                                  rm.predict_buckets(X, params, B, hidden, loss))
-    T, w = gd.bucket_targets(y, fam, n, g, B, loss)
-    Tr, wr = rm.bucket_targets(y, fam, n, g, B, loss)
-    np.testing.assert_array_equal(T, Tr)
-    Y = sp.csr_matrix((np.ones(2 * n), (np.repeat(np.arange(n), 2), (y[np.repeat(np.arange(n), 2)]
-                      + np.tile([0, 3], n)) % 20)), shape=(n, 20))
-    Y.data[:4] = 0
-    Y.eliminate_zeros()
-    T2, w2 = gd.bucket_targets(Y, fam, n, g, B, loss)
-    T2r, w2r = rm.bucket_targets(Y, fam, n, g, B, loss)
-    np.testing.assert_array_equal(T2, T2r)
-    assert (w2 is None) == (w2r is None) and (w2 is None or np.array_equal(w2, w2r))
-    lv, dZ = gd.loss_and_grad_logits(Z, T2, loss, w2)
-    lvr, dZr = rm.loss_and_grad_logits(Zr, T2r, loss, w2r)
-    np.testing.assert_array_equal(lv, lvr)
-    np.testing.assert_array_equal(dZ, dZr)
-    grads = gd.backward(X, params, A, dZ, B, hidden, 1e-3)
-    grads_r = rm.backward(X, params, Ar, dZr, B, hidden, 1e-3)
-    for a, b in zip(grads, grads_r):
-        np.testing.assert_array_equal(a, b)
 
 
 # --------------------------------------------------------------------------
@@ -344,26 +296,3 @@ def test_select_active_gpu_deterministic(cp, selection):
     assert idx.shape[0] == n
 
 
-@gpu
-@pytest.mark.parametrize("hidden", [0, 6])
-@pytest.mark.parametrize("sparse", [False, True])
-def test_dense_model_on_gpu(cp, hidden, sparse):
-    from skmach._gpu import to_device
-
-    X, params, y, fam, B, g = _model_inputs(hidden, sparse, seed=8)
-    Xg = to_device(X, "cuda")
-    pg = [cp.asarray(p) for p in params]
-    P = gd.predict_buckets(Xg, pg, B, hidden, "softmax")
-    assert isinstance(P, cp.ndarray) and P.dtype == np.float32
-    np.testing.assert_allclose(cp.asnumpy(P), rm.predict_buckets(X, params, B, hidden, "softmax"),
-                               rtol=1e-4, atol=1e-6)
-    Z, A = gd.forward(Xg, pg, B, hidden)
-    Zr, Ar = rm.forward(X, params, B, hidden)
-    T, _ = rm.bucket_targets(y, fam, X.shape[0], g, B, "softmax")
-    _, dZr = rm.loss_and_grad_logits(Zr, T, "softmax", None)
-    _, dZ = gd.loss_and_grad_logits(Z, cp.asarray(T), "softmax", None)
-    np.testing.assert_allclose(cp.asnumpy(dZ), dZr, rtol=1e-4, atol=1e-6)
-    grads = gd.backward(Xg, pg, A, cp.asarray(dZr), B, hidden, 1e-3)
-    grads_r = rm.backward(X, params, Ar, dZr, B, hidden, 1e-3)
-    for a, b in zip(grads, grads_r):
-        np.testing.assert_allclose(cp.asnumpy(a), b, rtol=1e-4, atol=1e-5)

@@ -2,7 +2,6 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from sklearn import config_context
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
