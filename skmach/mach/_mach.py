@@ -458,10 +458,18 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], reset=False)
 
-    def _chunk_rows(self, n):
-        """Rows per chunk so that bucket probabilities fit in working memory."""
+    def _chunk_rows(self, n, candidates=False):
+        """Rows per chunk so that one chunk's work fits in working memory.
+
+        A row costs its bucket probabilities and, with candidate scoring, its
+        candidates (about ``R * n_candidate_buckets * K / B`` of them, each
+        gathered, hashed, scored and sorted: about 64 bytes).
+        """
         wm = get_config()["working_memory"] * 2**20
         per_row = self.n_repetitions * self.n_buckets_ * 4 * 3
+        if candidates:
+            per_bucket = -(-len(self.classes_) // self.n_buckets_)
+            per_row += 64 * self.n_repetitions * self.n_candidate_buckets * per_bucket
         return int(max(1, min(n, wm // per_row)))
 
     def predict_bucket_proba(self, X):
@@ -488,8 +496,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return rm.predict_buckets(Xf, self.coefs_, self.n_buckets_, self.hidden_layer_size,
                                   self._loss)
 
-    def _iter_chunks(self, X):
-        step = self._chunk_rows(X.shape[0])
+    def _iter_chunks(self, X, candidates=False):
+        step = self._chunk_rows(X.shape[0], candidates)
         for s in range(0, X.shape[0], step):
             yield s, min(X.shape[0], s + step)
 
@@ -542,7 +550,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         inv = None
         if self.n_candidate_buckets is not None:
             inv = self._inverted_indices()
-        for s, e in self._iter_chunks(X):
+        for s, e in self._iter_chunks(X, candidates=inv is not None):
             P = self._bucket_proba(X[s:e])
             cand = None
             if inv is not None:
