@@ -267,7 +267,7 @@ def _rows():
     R.append(pytest.param("lsh", lambda: _partial_fit_without_classes("lsh"), OK,
                           id="lsh-partial_fit-without-classes"))
     # -- LSH hyper-parameters: its analogues of n_buckets / n_repetitions
-    for name, v in [("n_tables", 0), ("active_budget", 0), ("active_budget", 1.5),
+    for name, v in [("n_tables", 0), ("n_tables", 10**9), ("active_budget", 0), ("active_budget", 1.5),
                     ("n_bits", 63), ("hidden_layer_sizes", (0,))]:
         R.append(pytest.param("lsh", lambda name=name, v=v: _lsh(**{name: v}).fit(X, y),
                               (ValueError, name), id=f"lsh-{name}={v!r}"))

@@ -155,7 +155,6 @@ class DWTAHash:
         """Codes of the rows of ``X``, shape ``(n, n_tables)``."""
         X = _as_dense(X)
         n = X.shape[0]
-        n_hashes = self.bins.shape[0]
         vals = X[:, self.bins]  # (n, n_hashes, bin_size)
         empty = ~(vals != 0).any(axis=2)
         vals = np.where(vals != 0, vals, -np.inf)

@@ -53,7 +53,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     hash_family : {"dwta", "simhash"}, default="dwta"
         Densified winner-take-all or sparse signed random projections.
     n_tables : int, default=50
-        Hash tables per layer (``L``).
+        Hash tables per layer (``L``), at most 10,000.
     n_bits : int, default=6
         Elementary hashes per table code (``K``; bits for SimHash, WTA hashes
         of 3 bits each for DWTA).
@@ -157,7 +157,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         "hidden_layer_sizes": ["array-like"],
         "lsh_layers": [StrOptions({"hidden", "output", "all", "none"}), tuple, list],
         "hash_family": [StrOptions({"dwta", "simhash"})],
-        "n_tables": [Interval(Integral, 1, None, closed="left")],
+        "n_tables": [Interval(Integral, 1, 10_000, closed="both")],
         "n_bits": [Interval(Integral, 1, 62, closed="both")],
         "active_budget": [
             Interval(Real, 0, 1, closed="right"),
