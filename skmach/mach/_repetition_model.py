@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._optim import AdamOptimizer
-from ..utils._math import log_sigmoid, log_softmax, sigmoid, softmax
+from ..utils._math import log_softmax, sigmoid, softmax
 
 DTYPE = np.float32
 
@@ -124,6 +124,10 @@ def matmul_blocks(X, W, width):
     Sparse products (SciPy) are column-separable already.
     """
     if sp.issparse(X) or sp.issparse(W):
+        if sp.issparse(X) and X.format == "csc":
+            # X.T of a CSR batch: the row-wise CSR kernel accumulates in the
+            # same order as the CSC scatter and is about 30% faster
+            X = X.tocsr()
         return np.asarray(X @ W)
     out = np.empty((X.shape[0], W.shape[1]), dtype=np.result_type(X, W))
     for s in range(0, W.shape[1], width):
@@ -245,8 +249,15 @@ def loss_and_grad_logits(Z, T, loss, weights):
         dZ -= T  # T rows sum to 1, or to 0 for samples without a label
         dZ *= T.sum(axis=2, keepdims=True) > 0  # ... which contribute nothing
     else:
-        per = -(T * log_sigmoid(Z) + (1 - T) * log_sigmoid(-Z)).sum(axis=2)
-        dZ = sigmoid(Z)
+        # Binary cross-entropy with logits, softplus(z) - t*z, and sigmoid(z)
+        # from one exp(-|z|): exact for any z, 3 transcendental passes not 5.
+        e = np.exp(-np.abs(Z))
+        per = np.maximum(Z, 0)
+        per += np.log1p(e)
+        per -= T * Z
+        per = per.sum(axis=2)
+        inv = 1 / (1 + e)
+        dZ = np.where(Z >= 0, inv, e * inv)
         dZ -= T
     scale = (w / wsum).astype(DTYPE)
     dZ *= scale[:, None, None]
