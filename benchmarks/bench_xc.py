@@ -14,6 +14,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from _common import (DEFAULT_DATA, command_line, machine, markdown_table, quiet_stderr,
@@ -61,8 +62,10 @@ def run_mach(data, name, threads, settings=None):
     clf = MACHClassifier(n_jobs=threads, random_state=0, **settings)
     _, fit_s = timed(clf.fit, Xtr, Ytr)
     (top, _), pred_s = timed(clf.predict_topk, Xte, 5)
-    size = sum(a.nbytes for a in clf.coefs_)
-    return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": size / 2**20, **scores(Yte, top),
+    with tempfile.TemporaryDirectory() as d:  # the whole estimator, as peers save theirs
+        joblib.dump(clf, Path(d) / "model.joblib")
+        model_mb = _dir_mb(Path(d) / "model.joblib")
+    return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": model_mb, **scores(Yte, top),
             "settings": str(settings)}
 
 
@@ -85,6 +88,13 @@ def run_ovr(data, name, threads):
             "settings": "LogisticRegression() defaults"}
 
 
+def _dir_mb(path):
+    """Size on disk of a saved model (file or folder), in MB."""
+    path = Path(path)
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20
+
+
 def _padded(rows, k=5):
     top = np.full((len(rows), k), -1, dtype=np.int64)
     for i, r in enumerate(rows):
@@ -102,7 +112,9 @@ def run_napkinxc(data, name, threads):
         clf = PLT(d, threads=threads, seed=0)
         _, fit_s = timed(clf.fit, Xtr, ytr)
         pred, pred_s = timed(clf.predict, Xte, top_k=5)
-    return {"fit_s": fit_s, "predict_s": pred_s, **scores(Yte, _padded(pred)),
+        model_mb = _dir_mb(d)
+    return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": model_mb,
+            **scores(Yte, _padded(pred)),
             "settings": "PLT defaults"}
 
 
@@ -122,6 +134,8 @@ def run_omikuji(data, name, threads):
                                                n_threads=threads)
 
         model, fit_s = timed(fit)
+        model.save(str(Path(d) / "model"))
+        model_mb = _dir_mb(Path(d) / "model")
 
     def pred():
         rows = []
@@ -134,8 +148,8 @@ def run_omikuji(data, name, threads):
 
     model.init_prediction_thread_pool(threads)
     rows, pred_s = timed(pred)
-    return {"fit_s": fit_s, "predict_s": pred_s, **scores(Yte, _padded(rows)),
-            "settings": "Parabel-like defaults"}
+    return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": model_mb,
+            **scores(Yte, _padded(rows)), "settings": "Parabel-like defaults"}
 
 
 def run_pecos(data, name, threads):
@@ -153,14 +167,17 @@ def run_pecos(data, name, threads):
 
     model, fit_s = timed(fit)
     P, pred_s = timed(model.predict, Xte, only_topk=5, threads=threads)
+    with tempfile.TemporaryDirectory() as d:
+        model.save(str(Path(d) / "model"))
+        model_mb = _dir_mb(Path(d) / "model")
     P = P.tocsr()
     rows = []
     for i in range(P.shape[0]):
         s, e = P.indptr[i], P.indptr[i + 1]
         order = np.argsort(-P.data[s:e], kind="stable")
         rows.append(P.indices[s:e][order].tolist())
-    return {"fit_s": fit_s, "predict_s": pred_s, **scores(Yte, _padded(rows)),
-            "settings": "XR-Linear defaults (PIFA + hierarchical k-means)"}
+    return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": model_mb,
+            **scores(Yte, _padded(rows)), "settings": "XR-Linear defaults (PIFA + hierarchical k-means)"}
 
 
 SYSTEMS = {
