@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# benchmarks/run.py --quick points this elsewhere, so that smoke runs never
+# overwrite the recorded results
+RESULTS = Path(os.environ.get("SKMACH_BENCH_RESULTS")
+               or Path(__file__).resolve().parent / "results")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 

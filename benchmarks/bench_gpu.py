@@ -26,6 +26,7 @@ import argparse
 import gzip
 import inspect
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("SKMACH_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 DATA = ROOT / ".." / "shared" / "data"
 
 

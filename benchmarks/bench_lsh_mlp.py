@@ -265,11 +265,12 @@ def suite_xc(args):
 
 
 def write(suite, res, args):
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    results = os.environ.get("SKMACH_BENCH_RESULTS") or os.path.join(HERE, "results")
+    os.makedirs(results, exist_ok=True)
     cmd = "nice python benchmarks/bench_lsh_mlp.py " + " ".join(sys.argv[1:])
     meta = {"command": cmd, "machine": platform.platform(), "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
-    base = os.path.join(HERE, "results", f"lsh_mlp_{suite}")
+    base = os.path.join(results, f"lsh_mlp_{suite}")
     with open(base + ".json", "w") as f:
         json.dump({"meta": meta, "results": res}, f, indent=1)
     lines = [f"# LSHSparseMLPClassifier benchmark: {suite}", "",
