@@ -207,6 +207,10 @@ def _rows():
             row(e, f"empty-label-rows-dense{tag}", lambda e=e, loss=loss: _empty_label_rows(e, loss), OK)
             row(e, f"empty-label-rows-sparse{tag}",
                 lambda e=e, loss=loss: _empty_label_rows(e, loss, sparse_y=True), OK)
+        for fmt, conv in (("dense", np.asarray), ("sparse", sp.csr_matrix)):
+            row(e, f"no-positive-label-{fmt}",
+                lambda e=e, conv=conv: MAKE[e]().fit(X, conv(np.zeros_like(Y))),
+                (ValueError, "no positive label"))
         row(e, "label-ids-int64-limits", lambda e=e: _extreme_label_ids(e, np.int64), OK)
         row(e, "label-ids-uint64-limits", lambda e=e: _extreme_label_ids(e, np.uint64), OK)
         # -- partial_fit

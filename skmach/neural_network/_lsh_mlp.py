@@ -604,7 +604,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         if getattr(self, "_kind", "multiclass") == "multiclass":
             return super().score(X, y, sample_weight=sample_weight)
         X = self._check_predict(X)
-        _, _, Y = encode_targets(y, self.classes_)
+        _, _, Y = encode_targets(y, self.classes_, require_positive=False)
         top = np.argmax(self._scores(X), axis=1)
         hits = np.asarray(Y[np.arange(len(top)), top]).ravel() > 0
         return float(np.average(hits, weights=sample_weight))

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target
 
 
-def encode_targets(y, classes=None):
+def encode_targets(y, classes=None, require_positive=True):
     """Encode ``y`` for training.
 
     Parameters
@@ -21,6 +21,9 @@ def encode_targets(y, classes=None):
     classes : array-like, optional
         All classes the model must know (``partial_fit``). For multi-label,
         it must be ``arange(n_labels)`` or omitted.
+    require_positive : bool, default=True
+        Refuse a multi-label ``y`` without any positive label (training on
+        it learns nothing); scoring passes False.
 
     Returns
     -------
@@ -47,6 +50,11 @@ def encode_targets(y, classes=None):
             raise ValueError(
                 "A 2-D y must be a binary indicator matrix of 0/1 values for "
                 f"multi-label classification; it also holds {bad.tolist()}."
+            )
+        if Y.nnz == 0 and require_positive:
+            raise ValueError(
+                "The multi-label y has no positive label at all (every row is all "
+                "zeros): there is nothing to learn."
             )
         Y = Y.astype(np.float32)
         Y.sort_indices()
