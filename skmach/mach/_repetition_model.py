@@ -29,6 +29,8 @@ from .._optim import AdamOptimizer
 from ..utils._math import log_softmax, sigmoid, softmax
 
 DTYPE = np.float32
+# rows of the training set gathered at once when shuffling an epoch
+CHUNK_ROWS = 32768
 
 
 @dataclass
@@ -323,16 +325,11 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
     for order in epoch_orders:
         epoch_loss = np.zeros(g)
         seen = 0.0
-        Xe = X[order]
-        ye = y[order]
-        we = None if sample_weight is None else sample_weight[order]
-        for s in range(0, len(order), cfg.batch_size):
-            e = min(len(order), s + cfg.batch_size)
-            Xb = Xe[s:e]
-            yb = ye[s:e]
+        for s, Xb, yb, wbatch in _minibatches(X, y, sample_weight, order, cfg.batch_size):
+            e = s + Xb.shape[0]
             Z, A = forward(Xb, params, B, H)
             T, tw = bucket_targets(yb, buckets_of, e - s, g, B, cfg.loss)
-            wb = _combine(None if we is None else we[s:e], tw)
+            wb = _combine(wbatch, tw)
             lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, wb)
             cols = local_columns(Xb, n_features) if sparse_X else None
             if cols is not None and len(cols[0]) <= n_features // 2:
@@ -377,6 +374,22 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
         "validation_curves": np.array(val_curves).reshape(-1, g) if val_curves else None,
         "n_iter": n_iter,
     }
+
+
+def _minibatches(X, y, sample_weight, order, batch_size, chunk_rows=CHUNK_ROWS):
+    """``(start, X_batch, y_batch, w_batch)`` over ``order``, in batches.
+
+    Rows are gathered a chunk of whole batches at a time: a shuffled copy of
+    all of ``X`` would double the memory of training (once more per thread).
+    """
+    step = batch_size * max(1, chunk_rows // batch_size)
+    for c in range(0, len(order), step):
+        idx = order[c:c + step]
+        Xc, yc = X[idx], y[idx]
+        wc = None if sample_weight is None else sample_weight[idx]
+        for s in range(0, len(idx), batch_size):
+            e = min(len(idx), s + batch_size)
+            yield c + s, Xc[s:e], yc[s:e], None if wc is None else wc[s:e]
 
 
 def _combine(w, tw):

@@ -83,3 +83,21 @@ def test_early_stopping_freezes_each_repetition_independently():
                          val_index=np.arange(10))
     assert res["n_iter"].max() < 30
     assert res["validation_curves"].shape[1] == R
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_minibatches_follow_order_chunk_by_chunk(sparse, multilabel):
+    X, y = _data(n=41, sparse=sparse, multilabel=multilabel)
+    w = np.arange(41, dtype=np.float32)
+    order = np.random.default_rng(3).permutation(41)
+    # chunks of 6 rows (two batches of 3), the last chunk and batch shorter
+    got = list(rm._minibatches(X, y, w, order, batch_size=3, chunk_rows=7))
+    assert [s for s, *_ in got] == list(range(0, 41, 3))
+    for s, Xb, yb, wb in got:
+        idx = order[s:s + 3]
+        dense = (lambda M: M.toarray() if sp.issparse(M) else M)
+        np.testing.assert_array_equal(dense(Xb), dense(X[idx]))
+        np.testing.assert_array_equal(dense(yb), dense(y[idx]))
+        np.testing.assert_array_equal(wb, w[idx])
+    assert all(b[3] is None for b in rm._minibatches(X, y, None, order, 5))
