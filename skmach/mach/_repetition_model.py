@@ -325,10 +325,10 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
     for order in epoch_orders:
         epoch_loss = np.zeros(g)
         seen = 0.0
-        for s, Xb, yb, wbatch in _minibatches(X, y, sample_weight, order, cfg.batch_size):
-            e = s + Xb.shape[0]
+        for _, Xb, yb, wbatch in _minibatches(X, y, sample_weight, order, cfg.batch_size):
+            nb = Xb.shape[0]
             Z, A = forward(Xb, params, B, H)
-            T, tw = bucket_targets(yb, buckets_of, e - s, g, B, cfg.loss)
+            T, tw = bucket_targets(yb, buckets_of, nb, g, B, cfg.loss)
             wb = _combine(wbatch, tw)
             lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, wb)
             cols = local_columns(Xb, n_features) if sparse_X else None
@@ -343,7 +343,7 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
                 rows = None
             opt.step(grads, rows=rows,
                      masks=None if active.all() else param_masks(active, B, H))
-            bw = (e - s) if wb is None else float(wb.sum())
+            bw = nb if wb is None else float(wb.sum())
             epoch_loss += lval * bw
             seen += bw
         epoch_loss /= max(seen, 1e-12)

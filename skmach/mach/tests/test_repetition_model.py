@@ -94,9 +94,12 @@ def test_minibatches_follow_order_chunk_by_chunk(sparse, multilabel):
     # chunks of 6 rows (two batches of 3), the last chunk and batch shorter
     got = list(rm._minibatches(X, y, w, order, batch_size=3, chunk_rows=7))
     assert [s for s, *_ in got] == list(range(0, 41, 3))
+
+    def dense(M):
+        return M.toarray() if sp.issparse(M) else M
+
     for s, Xb, yb, wb in got:
         idx = order[s:s + 3]
-        dense = (lambda M: M.toarray() if sp.issparse(M) else M)
         np.testing.assert_array_equal(dense(Xb), dense(X[idx]))
         np.testing.assert_array_equal(dense(yb), dense(y[idx]))
         np.testing.assert_array_equal(wb, w[idx])
