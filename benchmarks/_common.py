@@ -8,6 +8,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import resource
 import shlex
 import sys
@@ -60,11 +61,19 @@ def run_isolated(fn, *args, timeout=3600):
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(fn, args, q))
     p.start()
-    try:
-        out = q.get(timeout=timeout)
-    except Exception:
-        p.kill()
-        return {"error": f"timed out after {timeout}s"}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():  # died without a word: killed (out of memory?)
+                code = p.exitcode
+                why = " (SIGKILL: out of memory?)" if code == -9 else ""
+                return {"error": f"process died with exit code {code}{why}"}
+            if time.monotonic() > deadline:
+                p.kill()
+                return {"error": f"timed out after {timeout}s"}
     p.join()
     return out
 

@@ -96,8 +96,12 @@ def _write_benchmarks_include():
     """List ``benchmarks/results/*.md`` as literal blocks for benchmarks.rst."""
     out_dir = os.path.join(HERE, "generated")
     os.makedirs(out_dir, exist_ok=True)
-    files = sorted(glob.glob(os.path.join(HERE, "..", "benchmarks", "results", "*.md")))
+    results = os.path.join(HERE, "..", "benchmarks", "results")
+    files = sorted(p for p in glob.glob(os.path.join(results, "*.md"))
+                   if os.path.basename(p) != "REPORT.md")  # REPORT.md repeats them all
     lines = []
+    for path in sorted(glob.glob(os.path.join(results, "*.png"))):  # from run.py
+        lines += [f".. image:: ../benchmarks/results/{os.path.basename(path)}", ""]
     for path in files:
         name = os.path.basename(path)
         lines += [name, "-" * len(name), "",
