@@ -41,12 +41,7 @@ MACH_DEBIAN = dict(n_buckets=1024, n_repetitions=8, hidden_layer_size=64, n_epoc
                    learning_rate=0.02, batch_size=512, loss="softmax", n_candidate_buckets=10)
 
 
-# Omikuji's defaults train its 3 trees at once: on the full set that process
-# was killed by the out-of-memory killer at 24 GB (this machine's memory) after
-# about 20 minutes (run of 2026-11-27, same command). Its own switch to train
-# the trees one after the other is used instead.
-OMIKUJI_DEBIAN = {"train_trees_1_by_1": True}
-EXTRA_ARGS = {"mach": (MACH_DEBIAN,), "omikuji": (OMIKUJI_DEBIAN,)}
+EXTRA_ARGS = {"mach": (MACH_DEBIAN,)}
 
 
 def load_debian(data, n_train, n_test, n_features, n_eval=None):
@@ -125,9 +120,8 @@ def main():
               f"{n_eval:,} of the {args.n_test:,} test paths, "
               f"{n_labels:,} labels (packages) seen in training, character 2-4-grams hashed "
               f"into {args.n_features:,} features. 2 threads per system, one process each, "
-              f"one after the other. MACH settings: {MACH_DEBIAN}. Omikuji: "
-              f"{OMIKUJI_DEBIAN} (with its defaults it ran out of this machine's 24 GB). "
-              f"One-vs-rest is not trained: its row is the size of its float64 weights.\n\n")
+              f"one after the other; peers with their default settings. MACH settings: "
+              f"{MACH_DEBIAN}. One-vs-rest is not trained: its row is the size of its float64 weights.\n\n")
     rows = []
     for key in args.systems:
         label, fn = SYSTEMS[key]

@@ -467,6 +467,9 @@ def _as_csr(M, name):
     return M
 
 
+_DUMP_BLOCK_ROWS = 10_000
+
+
 def dump_xc(path, X, Y):
     """Write a data set in the Extreme Classification Repository text format.
 
@@ -507,21 +510,22 @@ def dump_xc(path, X, Y):
     if Y.nnz and not np.all(Y.data == 1):
         raise ValueError("Y must be a binary indicator matrix with values in {0, 1}")
     fmt = "%d:%.17g" if X.dtype.itemsize > 4 or not np.issubdtype(X.dtype, np.floating) else "%d:%.9g"
-    if np.issubdtype(X.dtype, np.integer) or X.dtype == bool:
+    integer = np.issubdtype(X.dtype, np.integer) or X.dtype == bool
+    if integer:
         fmt = "%d:%d"
-        xdata = X.data.astype(np.int64).tolist()
-    else:
-        xdata = X.data.tolist()
-    tokens = [fmt % t for t in zip(X.indices.tolist(), xdata)]
-    labels = Y.indices.tolist()
-    xp, yp = X.indptr.tolist(), Y.indptr.tolist()
     n_samples, n_features = X.shape
     with _open_text(path, "wt") as f:
         f.write(f"{n_samples} {n_features} {Y.shape[1]}\n")
-        for i in range(n_samples):
-            lab = ",".join(map(str, labels[yp[i]:yp[i + 1]]))
-            feat = " ".join(tokens[xp[i]:xp[i + 1]])
-            if feat:
-                f.write(f"{lab} {feat}\n")
-            else:
-                f.write(f"{lab}\n")
+        # A block of rows at a time: Python strings for every entry of a
+        # large matrix would take tens of times its memory.
+        for start in range(0, n_samples, _DUMP_BLOCK_ROWS):
+            Xb = X[start:start + _DUMP_BLOCK_ROWS]
+            Yb = Y[start:start + _DUMP_BLOCK_ROWS]
+            xdata = (Xb.data.astype(np.int64) if integer else Xb.data).tolist()
+            tokens = [fmt % t for t in zip(Xb.indices.tolist(), xdata)]
+            labels = Yb.indices.tolist()
+            xp, yp = Xb.indptr.tolist(), Yb.indptr.tolist()
+            for i in range(Xb.shape[0]):
+                lab = ",".join(map(str, labels[yp[i]:yp[i + 1]]))
+                feat = " ".join(tokens[xp[i]:xp[i + 1]])
+                f.write(f"{lab} {feat}\n" if feat else f"{lab}\n")

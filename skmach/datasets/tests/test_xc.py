@@ -257,3 +257,23 @@ def test_real_bibtex_file():
     X_ref, Y_ref = reference_parse("".join(head))
     np.testing.assert_array_equal(X[:50].toarray(), X_ref)
     np.testing.assert_array_equal(Y[:50].toarray(), Y_ref)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_dump_writes_blocks_of_rows_like_one_block(tmp_path, monkeypatch, integer):
+    from skmach.datasets import _xc
+
+    rng = np.random.RandomState(0)
+    X = sp.random(11, 7, density=0.4, format="csr", random_state=rng, dtype=np.float32)
+    X[4] = 0  # a row without features
+    X.eliminate_zeros()
+    if integer:
+        X = (X * 10).astype(np.int64)
+    Y = (sp.random(11, 5, density=0.3, format="csr", random_state=rng) > 0).astype(np.float32)
+    dump_xc(tmp_path / "one.txt", X, Y)
+    monkeypatch.setattr(_xc, "_DUMP_BLOCK_ROWS", 3)
+    dump_xc(tmp_path / "blocks.txt", X, Y)
+    assert (tmp_path / "blocks.txt").read_bytes() == (tmp_path / "one.txt").read_bytes()
+    X2, Y2 = load_xc(tmp_path / "blocks.txt")
+    np.testing.assert_array_equal(X2.toarray(), X.toarray())
+    np.testing.assert_array_equal(Y2.toarray(), Y.toarray())
