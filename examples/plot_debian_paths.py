@@ -24,6 +24,7 @@ benchmark ``python benchmarks/bench_debian.py --n-eval 50000`` trains on all
 # %%
 import itertools
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,10 +119,10 @@ for text, row in list(zip(test_texts, top))[:3]:
 # The fitted pipeline is persisted with joblib like any scikit-learn model.
 # A one-vs-rest linear model on the same features would keep one float64
 # weight per feature and package.
-path = Path("debian_paths_pipeline.joblib")
-joblib.dump(pipe, path)
-mach_mb = path.stat().st_size / 2**20
-path.unlink()
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / "debian_paths_pipeline.joblib"
+    joblib.dump(pipe, path)
+    mach_mb = path.stat().st_size / 2**20
 ovr_mb = 2**16 * len(packages) * 8 / 2**20
 print(f"MACH pipeline on disk: {mach_mb:.0f} MB; one-vs-rest weights: {ovr_mb:,.0f} MB")
 
