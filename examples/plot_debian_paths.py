@@ -51,7 +51,7 @@ def synthetic_paths(n, seed):
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     for _ in range(n):
-        p = f"pkg{min(int(rng.zipf(1.2)), 3000)}"
+        p = f"pkg{min(int(rng.zipf(1.2)), 500)}"
         texts.append(f"usr/{rng.choice(['share', 'lib'])}/{p}/{rng.choice(['doc', 'bin'])}"
                      f"/f{rng.integers(30)}.{rng.choice(['py', 'so', 'txt'])}")
         labels.append([p])
@@ -71,8 +71,8 @@ if ROOT is not None:
     train_texts, train_labels = read("train.tsv.xz", N_TRAIN)
     test_texts, test_labels = read("test.tsv.xz", N_TEST)
 else:
-    train_texts, train_labels = synthetic_paths(N_TRAIN // 10, 0)
-    test_texts, test_labels = synthetic_paths(N_TEST // 10, 1)
+    train_texts, train_labels = synthetic_paths(N_TRAIN // 2, 0)
+    test_texts, test_labels = synthetic_paths(N_TEST // 2, 1)
 
 # Multi-label targets as a sparse indicator matrix; test paths whose package
 # never occurs in the training part simply have no positive column.
