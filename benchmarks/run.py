@@ -58,19 +58,15 @@ SUITES = {
 
 def run_suite(name, quick, results):
     full, small, _ = SUITES[name]
-    argv = [sys.executable, str(HERE / (small if quick else full)[0]),
-            *(small if quick else full)[1:]]
+    script, *rest = small if quick else full
+    # relative to the repository root, as the scripts record their command line
+    argv = [sys.executable, str((HERE / script).relative_to(HERE.parent)), *rest]
     env = dict(os.environ, SKMACH_BENCH_RESULTS=str(results))
     print(f"== {name}: {shlex.join(argv)}", flush=True)
     t = time.perf_counter()
     rc = subprocess.call(argv, cwd=HERE.parent, env=env)
     return {"suite": name, "rc": rc, "wall_s": time.perf_counter() - t,
-            "command": shlex.join(["python", *map(_relative, argv[1:])])}
-
-
-def _relative(a):
-    p = Path(a)
-    return str(p.relative_to(HERE.parent)) if p.is_absolute() and HERE.parent in p.parents else a
+            "command": shlex.join(["python", *argv[1:]])}
 
 
 # --------------------------------------------------------------------------
