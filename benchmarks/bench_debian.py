@@ -35,11 +35,8 @@ CACHE = Path(__file__).resolve().parent / "_cache"
 # for one-vs-rest. 99.3% of the paths have one package, so the softmax loss
 # of the MACH paper; candidate scoring (10 buckets per repetition) at predict
 # time. Chosen among four settings trained on the first 100,000 training
-# paths, by P@1 on the first 20,000 *test* paths (H=64 and H=128 gave 0.796
-# and 0.795, the latter at twice the time; B=512, R=16 gave 0.766; a lower
-# learning rate 0.737). Those paths are among the 50,000 that the recorded
-# run scores, so the choice saw part of the test set; the peers ran with
-# their defaults. Choosing on a split of the training file is left to do.
+# paths by P@1 on the last 20,000 training paths:
+# `python benchmarks/select_debian_settings.py` (results/debian_settings.md).
 MACH_DEBIAN = dict(n_buckets=1024, n_repetitions=8, hidden_layer_size=64, n_epochs=2,
                    learning_rate=0.02, batch_size=512, loss="softmax", n_candidate_buckets=10)
 
