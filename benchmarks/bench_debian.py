@@ -40,10 +40,6 @@ CACHE = Path(__file__).resolve().parent / "_cache"
 MACH_DEBIAN = dict(n_buckets=1024, n_repetitions=8, hidden_layer_size=64, n_epochs=2,
                    learning_rate=0.02, batch_size=512, loss="softmax", n_candidate_buckets=10)
 
-
-EXTRA_ARGS = {"mach": (MACH_DEBIAN,)}
-
-
 def load_debian(data, n_train, n_test, n_features, n_eval=None):
     """Featurised (X_train, Y_train, X_test, Y_test), cached as .npz.
 
@@ -126,8 +122,8 @@ def main():
     for key in args.systems:
         label, fn = SYSTEMS[key]
         print(f"{label} ...", flush=True)
-        out = run_isolated(fn, args.data, spec, args.threads, *EXTRA_ARGS.get(key, ()),
-                           timeout=args.timeout)
+        extra = (MACH_DEBIAN,) if key == "mach" else ()
+        out = run_isolated(fn, args.data, spec, args.threads, *extra, timeout=args.timeout)
         out["system"] = label
         rows.append(out)
         print("  ", {k: v for k, v in out.items() if k != "trace"}, flush=True)

@@ -26,7 +26,6 @@ import argparse
 import gzip
 import inspect
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = Path(os.environ.get("SKMACH_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
+from _common import RESULTS  # noqa: E402  (honours SKMACH_BENCH_RESULTS)
 DATA = ROOT / ".." / "shared" / "data"
 
 

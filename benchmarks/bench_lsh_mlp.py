@@ -25,6 +25,8 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
+from _common import RESULTS  # honours SKMACH_BENCH_RESULTS
+
 from skmach.neural_network import LSHSparseMLPClassifier
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -265,7 +267,7 @@ def suite_xc(args):
 
 
 def write(suite, res, args):
-    results = os.environ.get("SKMACH_BENCH_RESULTS") or os.path.join(HERE, "results")
+    results = str(RESULTS)
     os.makedirs(results, exist_ok=True)
     cmd = "nice python benchmarks/bench_lsh_mlp.py " + " ".join(sys.argv[1:])
     meta = {"command": cmd, "machine": platform.platform(), "cpus": os.cpu_count(),

@@ -118,24 +118,21 @@ def run_napkinxc(data, name, threads):
             "settings": "PLT defaults"}
 
 
-def run_omikuji(data, name, threads, hyper=None):
-    """Omikuji with its default hyper-parameters, or with ``hyper`` overriding some."""
+def run_omikuji(data, name, threads):
     import omikuji
 
     from skmach.datasets import dump_xc
 
     quiet_stderr()  # Omikuji draws a progress bar per example
     Xtr, Ytr, Xte, Yte = load(data, name)
-    params = omikuji.Model.default_hyper_param()
-    for k, v in (hyper or {}).items():
-        setattr(params, k, v)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "train.txt"
         dump_xc(path, Xtr, Ytr)  # the same normalised features, in Omikuji's input format
         del Xtr, Ytr  # Omikuji reads its own copy from the file
 
         def fit():
-            return omikuji.Model.train_on_data(str(path), params, n_threads=threads)
+            return omikuji.Model.train_on_data(str(path), omikuji.Model.default_hyper_param(),
+                                               n_threads=threads)
 
         model, fit_s = timed(fit)
         model.save(str(Path(d) / "model"))
@@ -154,7 +151,7 @@ def run_omikuji(data, name, threads, hyper=None):
     rows, pred_s = timed(pred)
     return {"fit_s": fit_s, "predict_s": pred_s, "model_mb": model_mb,
             **scores(Yte, _padded(rows)),
-            "settings": f"Parabel-like defaults{', ' + str(hyper) if hyper else ''}"}
+            "settings": "Parabel-like defaults"}
 
 
 def run_pecos(data, name, threads):

@@ -75,7 +75,7 @@ def run_suite(name, quick, results):
 
 def load_results(results):
     out = {}
-    for name, (_, _, files) in SUITES.items():
+    for _, _, files in SUITES.values():
         for f in files:
             j, m = results / f"{f}.json", results / f"{f}.md"
             if j.exists():
