@@ -1,0 +1,74 @@
+"""Compiled CPU kernels (Numba), shared by the estimators.
+
+Every kernel module here keeps its plain NumPy reference beside the
+compiled function; the tests compare the two on small cases.
+
+Compilation
+-----------
+Kernels are compiled with ``cache=True``: the first call in a fresh
+environment compiles (a few seconds per kernel, measured in the user guide)
+and later processes load the machine code from the cache. Numba writes the
+cache beside the source when it can, else in the user's cache directory
+(``NUMBA_CACHE_DIR`` overrides both). When neither is writable (a read-only
+site-packages and home), :func:`_ensure_cache_dir` points Numba at a
+temporary directory so that importing skmach never fails.
+
+Threads
+-------
+Training kernels are serial and release the GIL: joblib runs one thread per
+group of repetitions and each uses one core. Prediction kernels are
+``parallel=True`` over samples; :func:`numba_threads` sets how many threads
+they use (thread-local in Numba), from the estimator's ``n_jobs``.
+"""
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+import numba
+from joblib import effective_n_jobs
+
+
+def _writable(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+def _ensure_cache_dir():
+    """Give Numba a writable cache directory if it has none."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    user = os.path.join(os.path.expanduser("~"), ".cache", "numba")
+    if _writable(os.path.join(here, "__pycache__")) or _writable(user):
+        return
+    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="skmach-numba-")
+
+
+_ensure_cache_dir()
+
+#: options of every serial kernel
+SERIAL = dict(cache=True, nogil=True, boundscheck=False)
+#: options of every kernel parallel over samples
+PARALLEL = dict(cache=True, nogil=True, parallel=True, boundscheck=False)
+
+
+def n_threads_for(n_jobs):
+    """Cores that ``n_jobs`` asks for (joblib semantics), at most Numba's pool."""
+    return max(1, min(effective_n_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
+
+
+@contextmanager
+def numba_threads(n_jobs):
+    """Run the parallel kernels inside the block on ``n_jobs`` threads."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n_threads_for(n_jobs))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
