@@ -39,90 +39,11 @@ class CLIError(Exception):
     """An error in the user's input: reported in one line, exit status 2."""
 
 
-# ---------------------------------------------------------------------------
-# Progress bar
-# ---------------------------------------------------------------------------
-class Progress:
-    """A tiny progress bar on a text stream (stderr by default).
+def _bar(total, desc, unit, quiet):
+    """A tqdm progress bar on stderr (``tqdm.auto``), or a silent one with ``-q``."""
+    from .utils._progress import progress_bar
 
-    Parameters
-    ----------
-    desc : str
-        Text before the bar.
-    total : int or None, default=None
-        Number of steps, when known (a count is shown otherwise).
-    unit : str, default="it"
-        Name of a step.
-    stream : file-like or None, default=None
-        Where to write; ``sys.stderr`` when None.
-    disable : bool, default=False
-        Write nothing.
-    """
-
-    width = 24
-
-    def __init__(self, desc, total=None, unit="it", stream=None, disable=False):
-        self.desc = desc
-        self.total = total
-        self.unit = unit
-        self.stream = sys.stderr if stream is None else stream
-        self.disable = disable
-        self.n = 0
-        self.postfix = ""
-        self._t0 = time.perf_counter()
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last = -1.0
-        self._written = -1
-        self._render()
-
-    def update(self, n=1, postfix=None):
-        """Advance by ``n`` steps, optionally changing the text after the bar."""
-        self.n += n
-        if postfix is not None:
-            self.postfix = postfix
-        self._render()
-
-    def _render(self, final=False):
-        if self.disable:
-            return
-        now = time.perf_counter()
-        # On a terminal redraw in place (at most 10 times a second); in a log
-        # file write one line per step only for short loops.
-        if not final and self._tty and now - self._last < 0.1 and self.n:
-            return
-        if not final and not self._tty and (self.total is None or self.total > 50):
-            return
-        self._last = now
-        elapsed = now - self._t0
-        if self.total:
-            frac = min(1.0, self.n / self.total)
-            filled = int(round(frac * self.width))
-            bar = "#" * filled + "-" * (self.width - filled)
-            text = f"{self.desc}: [{bar}] {self.n}/{self.total} {self.unit}"
-        else:
-            text = f"{self.desc}: {self.n} {self.unit}"
-        text += f" {elapsed:.1f}s"
-        if self.postfix:
-            text += f" {self.postfix}"
-        if self._tty:
-            self.stream.write("\r\x1b[K" + text)
-            if final:
-                self.stream.write("\n")
-        elif (self.n and self.n != self._written) or (final and self._written < 0):
-            self.stream.write(text + "\n")
-            self._written = self.n
-        self.stream.flush()
-
-    def close(self):
-        """Write the final state of the bar and end its line."""
-        self._render(final=True)
-        self.disable = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    return progress_bar(total, verbose=not quiet, desc=desc, unit=unit)
 
 
 # ---------------------------------------------------------------------------
@@ -208,8 +129,7 @@ def _load_train(path, fmt, chunk_size, quiet):
         n_points, _, _ = _read_xc_header(path)
         n_chunks = -(-n_points // chunk_size) if n_points else 0
         Xs, Ys = [], []
-        with Progress("read " + os.path.basename(path), n_chunks, "chunks",
-                      disable=quiet) as bar:
+        with _bar(n_chunks, "read " + os.path.basename(path), "chunks", quiet) as bar:
             for X, Y in iter_xc(path, chunk_size=chunk_size):
                 Xs.append(X)
                 Ys.append(Y)
@@ -219,7 +139,7 @@ def _load_train(path, fmt, chunk_size, quiet):
         X, Y = sp.vstack(Xs, format="csr"), sp.vstack(Ys, format="csr")
         return X, Y, np.arange(Y.shape[1])
     texts, labels = [], []
-    with Progress("read " + os.path.basename(path), None, "lines", disable=quiet) as bar:
+    with _bar(None, "read " + os.path.basename(path), "lines", quiet) as bar:
         for t, l in iter_tsv(path, chunk_size=chunk_size):
             texts.extend(t)
             labels.extend(l)
@@ -262,15 +182,16 @@ def _make_estimator(args, kind):
 
 def _train_epochs(est, X, y, classes, n_epochs, quiet):
     """Train epoch by epoch (``partial_fit``) so that progress can be shown."""
-    with Progress("fit", n_epochs, "epochs", disable=quiet) as bar:
+    with _bar(n_epochs, "fit", "epochs", quiet) as bar:
         for epoch in range(n_epochs):
             if epoch == 0 and classes is not None:
                 est.partial_fit(X, y, classes=classes)
             else:
                 est.partial_fit(X, y)
             curve = getattr(est, "loss_curve_", None)
-            bar.update(postfix=f"loss={curve[-1]:.4f}" if curve is not None and len(curve)
-                       else None)
+            if curve is not None and len(curve):
+                bar.set_postfix(loss=f"{curve[-1]:.4f}", refresh=False)
+            bar.update(1)
     return est
 
 
@@ -424,15 +345,14 @@ def _total_chunks(path, fmt, chunk_size):
 
 def _topk(bundle, data, k):
     """Top-k positions into ``label_names`` and their scores."""
-    model = bundle["model"]
-    from sklearn.pipeline import Pipeline
+    from ._api import _final_estimator, predict_topk
 
-    est = model
-    if isinstance(model, Pipeline):
-        data = model[:-1].transform(data)
-        est = model[-1]
-    k = min(k, len(est.classes_))
-    labels, scores = est.predict_topk(data, k)
+    model = bundle["model"]
+    try:
+        k = min(k, len(_final_estimator(model).classes_))
+        labels, scores = predict_topk(model, data, k)
+    except TypeError as exc:
+        raise CLIError(f"the saved model cannot rank labels: {exc}") from None
     # classes_ hold positions into label_names (multi-label: arange; multi-class:
     # the label ids seen in training)
     return np.asarray(labels, dtype=np.int64), np.asarray(scores, dtype=np.float64)
@@ -446,8 +366,8 @@ def cmd_predict(args):
     out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
     n = 0
     try:
-        with Progress("predict", _total_chunks(path, fmt, args.chunk_size), "chunks",
-                      disable=args.quiet) as bar:
+        with _bar(_total_chunks(path, fmt, args.chunk_size), "predict", "chunks",
+                  args.quiet) as bar:
             for data, _ in _iter_input(path, fmt, bundle, args.chunk_size):
                 idx, scores = _topk(bundle, data, args.k)
                 lines = [
@@ -498,8 +418,8 @@ def cmd_evaluate(args):
     extra = {}  # test labels unknown to the model get new columns
     sums = {(m, k): 0.0 for m in ("P", "nDCG", "PSP", "PSPmax") for k in ks}
     n = 0
-    with Progress("evaluate", _total_chunks(path, fmt, args.chunk_size), "chunks",
-                  disable=args.quiet) as bar:
+    with _bar(_total_chunks(path, fmt, args.chunk_size), "evaluate", "chunks",
+              args.quiet) as bar:
         for data, labels in _iter_input(path, fmt, bundle, args.chunk_size):
             m = len(labels)
             if m == 0:

@@ -4,8 +4,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.pipeline import Pipeline
-
+from .._api import _final_estimator, predict_topk
 from ..utils._topk import topk
 from ._ranking import ndcg_at_k, precision_at_k, psp_at_k
 
@@ -72,15 +71,16 @@ class _TopKScorer:
 
     def _ranked_positions(self, estimator, X, n_classes, k):
         kk = min(k, n_classes)
-        # A Pipeline does not forward predict_topk: transform X through the
-        # first steps and ask the final estimator, so that no dense
-        # n_samples x n_classes matrix is built for extreme label spaces.
-        if isinstance(estimator, Pipeline) and hasattr(estimator[-1], "predict_topk"):
-            X = estimator[:-1].transform(X)
-            estimator = estimator[-1]
-        if hasattr(estimator, "predict_topk"):
-            labels, _ = estimator.predict_topk(X, kk)
-            return _positions(labels, estimator.classes_)
+        # Pipelines and searches do not forward predict_topk: skmach.predict_topk
+        # unwraps them, so that no dense n_samples x n_classes matrix is built
+        # for extreme label spaces.
+        try:
+            final = _final_estimator(estimator)
+        except TypeError:
+            final = None  # no predict_topk at the end: rank predict_proba's columns
+        if final is not None:
+            labels, _ = predict_topk(estimator, X, kk)
+            return _positions(labels, final.classes_)
         if hasattr(estimator, "predict_proba"):
             scores = estimator.predict_proba(X)
         elif hasattr(estimator, "decision_function"):
@@ -147,9 +147,10 @@ def make_topk_scorer(metric="precision", k=1, propensities=None):
     ``scoring`` argument of :class:`~sklearn.model_selection.GridSearchCV`,
     :func:`~sklearn.model_selection.cross_val_score`, etc. (greater is better).
 
-    It ranks labels with ``estimator.predict_topk(X, k)`` (which returns
-    ``(labels, scores)`` with labels taken from ``estimator.classes_``). When
-    the estimator has no ``predict_topk`` it takes the top ``k`` columns of
+    It ranks labels with :func:`skmach.predict_topk` (the estimator's own
+    ``predict_topk``, reached through a :class:`~sklearn.pipeline.Pipeline`
+    or a search's ``best_estimator_``; labels are taken from the final
+    estimator's ``classes_``). When the estimator has no ``predict_topk`` it takes the top ``k`` columns of
     ``predict_proba(X)`` (or else ``decision_function(X)``), so scikit-learn
     classifiers such as :class:`~sklearn.multiclass.OneVsRestClassifier`
     work too.

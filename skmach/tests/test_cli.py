@@ -1,6 +1,5 @@
 """End-to-end tests of the ``skmach`` command line on small generated files."""
 
-import io
 import os
 import subprocess
 import sys
@@ -195,17 +194,59 @@ def test_format_mismatch(xc_files, tsv_files, tmp_path, capsys):
     assert status == 2 and "500 features" in err
 
 
-def test_progress_bar():
-    buf = io.StringIO()
-    with cli.Progress("work", total=3, unit="chunks", stream=buf) as bar:
-        for _ in range(3):
-            bar.update(postfix="ok")
-    text = buf.getvalue()
-    assert "work: [" in text and "3/3 chunks" in text and "ok" in text
-    buf = io.StringIO()
-    with cli.Progress("quiet", total=3, stream=buf, disable=True) as bar:
-        bar.update()
-    assert buf.getvalue() == ""
+def test_progress_bars_are_tqdm_and_quiet_silences_them(xc_files, tmp_path, capsys):
+    assert not hasattr(cli, "Progress")  # the hand-written bar is gone
+    model = tmp_path / "m.joblib"
+    args = ["fit", "--train", xc_files / "train.txt", "--model", model,
+            *[a for a in SMALL if a != "-q"]]
+    status, _, err = run(args, capsys)
+    assert status == 0
+    # tqdm's text bar: "fit: 100%|####| 4/4 [00:00<00:00, ...epochs/s, loss=0.1234]"
+    assert "fit: 100%|" in err and "4/4" in err and "epochs/s" in err
+    assert "loss=" in err
+    assert "read train.txt: 100%|" in err
+    status, _, err = run(args + ["-q"], capsys)
+    assert status == 0 and "%|" not in err and err == ""
+
+
+def test_truncated_and_foreign_model_files_name_the_file(xc_files, tmp_path, capsys):
+    model = tmp_path / "good.joblib"
+    assert run(["fit", "--train", xc_files / "train.txt", "--model", model, *SMALL],
+               capsys)[0] == 0
+    data = model.read_bytes()
+    cut = tmp_path / "cut.joblib"
+    cut.write_bytes(data[: len(data) // 2])
+    foreign = tmp_path / "foreign.joblib"
+    joblib.dump(np.arange(5), foreign)  # a valid joblib file, not a skmach model
+    empty = tmp_path / "empty.joblib"
+    empty.write_bytes(b"")
+    for bad in (cut, foreign, empty):
+        status, out, err = run(["predict", "--model", bad, "--input",
+                                xc_files / "test.txt", "-q"], capsys)
+        assert status == 2, bad.name
+        assert str(bad) in err and "not a model saved by 'skmach fit'" in err, err
+        assert "Traceback" not in err and out == ""
+        with pytest.raises(cli.CLIError, match=bad.name):
+            cli.load_model(bad)
+
+
+def test_predict_uses_the_public_topk_through_the_saved_pipeline(tsv_files, tmp_path,
+                                                                   capsys):
+    import skmach
+
+    model = tmp_path / "t.joblib"
+    assert run(["fit", "--train", tsv_files / "train.tsv", "--model", model,
+                "--n-features", "2**12", "--analyzer", "word", "--ngram-range", "1", "1",
+                "--n-epochs", "5", "-q"], capsys)[0] == 0
+    bundle = cli.load_model(model)
+    texts = (tsv_files / "raw.txt").read_text().splitlines()
+    status, out, _ = run(["predict", "--model", model, "--input", tsv_files / "raw.txt",
+                          "--format", "text", "--k", "2", "-q"], capsys)
+    assert status == 0
+    labels, _ = skmach.predict_topk(bundle["model"], texts, 2)
+    names = bundle["label_names"]
+    got = [[p.rsplit(":", 1)[0] for p in line.split("\t")] for line in out.splitlines()]
+    assert got == [[str(names[j]) for j in row] for row in labels]
 
 
 def test_detect_format(tmp_path):
