@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import make_pipeline
 
+import skmach
 from skmach import MACHClassifier
 from skmach.datasets import iter_tsv, labels_to_indicator
 from skmach.metrics import precision_at_k
@@ -102,11 +103,11 @@ print(f"fit: {time.perf_counter() - t0:.1f} s")
 # %%
 # Top-5 packages of each test path
 # --------------------------------
-# ``predict_topk`` is MACH's own method, so it is called on the last step
-# with the features of the steps before it.
-vectorizer, mach = pipe[:-1], pipe[-1]
+# A ``Pipeline`` has no ``predict_topk`` of its own: :func:`skmach.predict_topk`
+# runs the texts through the vectorizer and asks MACH, the last step, for
+# its top 5 (it also reaches through a ``GridSearchCV``'s best estimator).
 t0 = time.perf_counter()
-top, scores = mach.predict_topk(vectorizer.transform(test_texts), k=5)
+top, scores = skmach.predict_topk(pipe, test_texts, k=5)
 print(f"predict: {time.perf_counter() - t0:.1f} s for {len(test_texts):,} paths")
 p_at = {k: precision_at_k(Y_test, top, k=k) for k in (1, 3, 5)}
 print(", ".join(f"P@{k} {v:.3f}" for k, v in p_at.items()))

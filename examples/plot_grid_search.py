@@ -10,7 +10,8 @@ criterion for extreme classification; the scorers of :mod:`skmach.metrics`
 (here :data:`~skmach.metrics.precision_at_1_scorer`, or any
 :func:`~skmach.metrics.make_topk_scorer`) rank the classes with
 ``predict_topk``, also through a pipeline, so no dense
-``n_samples x n_classes`` matrix is ever built.
+``n_samples x n_classes`` matrix is ever built; :func:`skmach.predict_topk`
+gives the top-k labels of the fitted search itself.
 """
 
 # %%
@@ -20,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
+import skmach
 from skmach import MACHClassifier
 from skmach.datasets import load_demo
 from skmach.metrics import make_topk_scorer, precision_at_1_scorer
@@ -45,6 +47,15 @@ search.fit(X_train, y_train)
 print("best parameters:", search.best_params_)
 print(f"cross-validated P@1: {search.best_score_:.3f}")
 print(f"test P@1: {precision_at_1_scorer(search.best_estimator_, X_test, y_test):.3f}")
+
+# %%
+# Top-k labels from the search
+# ----------------------------
+# :func:`skmach.predict_topk` reaches the MACH model inside the refitted
+# search (``best_estimator_``) and its pipeline (``tfidf`` is applied first).
+labels, scores = skmach.predict_topk(search, X_test[:3], k=5)
+for row, srow in zip(labels, scores):
+    print(" ".join(f"{lab}:{s:.2f}" for lab, s in zip(row, srow)))
 
 # %%
 # Cross-validated precision over the grid
