@@ -96,13 +96,15 @@ def array_namespace_of(*arrays):
     -------
     module
         :mod:`cupy` when any input is a CuPy array or a ``cupyx`` sparse
-        matrix, else :mod:`numpy`.
+        matrix, :mod:`numpy` for NumPy/SciPy inputs, and for inputs of any
+        other array API library (``array_api_strict``, ...) its namespace
+        from ``array_api_compat`` (as scikit-learn's ``get_namespace``).
 
     Raises
     ------
     TypeError
-        If CuPy and non-CuPy *arrays* are mixed (an implicit transfer would
-        hide a slow path).
+        If arrays of different libraries are mixed (an implicit transfer
+        would hide a slow path).
 
     Examples
     --------
@@ -111,26 +113,37 @@ def array_namespace_of(*arrays):
     >>> array_namespace_of(np.zeros(2), sp.eye(2), None).__name__
     'numpy'
     """
-    on_gpu, on_cpu = False, False
+    on_gpu, on_cpu, others = False, False, []
     for a in arrays:
-        if a is None or np.isscalar(a):
+        if a is None or np.isscalar(a) or isinstance(a, (int, float, bool, np.generic)):
             continue
         if is_cupy_array(a) or is_cupy_sparse(a):
             on_gpu = True
         elif isinstance(a, np.ndarray) or sp.issparse(a):
             on_cpu = True
-    if on_gpu and on_cpu:
-        raise TypeError("inputs mix CuPy and NumPy/SciPy arrays; move them to one device first")
+        elif hasattr(a, "__array_namespace__"):
+            others.append(a)
+    if sum((on_gpu, on_cpu, bool(others))) > 1:
+        raise TypeError("inputs mix arrays of different libraries (CuPy, NumPy/SciPy or "
+                        "another array API library); move them to one device first")
+    if others:
+        from sklearn.externals.array_api_compat import array_namespace
+
+        return array_namespace(*others)
     return import_cupy() if on_gpu else np
 
 
-def to_device(a, device):
+def to_device(a, device, *, sparse_dtype=np.float32):
     """Copy an array or sparse matrix to ``device`` (no copy when already there).
 
     Parameters
     ----------
     a : ndarray, scipy.sparse matrix, cupy.ndarray or cupyx sparse matrix
     device : {"cpu", "cuda"}
+    sparse_dtype : dtype, default=np.float32
+        ``cupyx`` sparse matrices hold float32/64 (or complex) data only:
+        SciPy matrices of another dtype (integer counts, bool) are cast to
+        this dtype on the way, as the CPU estimators accept them.
 
     Returns
     -------
@@ -155,11 +168,16 @@ def to_device(a, device):
         if a.nnz >= 2**31:
             raise ValueError("cupyx sparse matrices hold at most 2**31 - 1 non-zeros")
         # cupyx accepts float32/64 and complex data only; int32 indices.
-        data = cupy.asarray(a.data)
+        data = a.data
+        if data.dtype.kind not in "fc":
+            data = data.astype(sparse_dtype)
+        data = cupy.asarray(data)
         indices = cupy.asarray(a.indices.astype(np.int32, copy=False))
         indptr = cupy.asarray(a.indptr.astype(np.int32, copy=False))
         cls = csp.csr_matrix if fmt == "csr" else csp.csc_matrix
         return cls((data, indices, indptr), shape=a.shape)
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        raise TypeError("object arrays cannot be moved to the GPU")
     return cupy.asarray(a)
 
 

@@ -22,17 +22,41 @@ _UNIVERSAL_OP = """
 """
 
 
+_IN_PARAMS = "uint64 c, uint64 a, uint64 b, uint64 n_buckets"
+_OUT_PARAMS = "uint64 h"
+
+
+def cuda_source():
+    """A stand-alone CUDA kernel around the ``ElementwiseKernel`` operation.
+
+    CuPy wraps :data:`_UNIVERSAL_OP` in its own indexing code; the compile
+    check (:mod:`._compile`) compiles the operation inside this equivalent
+    one-dimensional kernel, with the same parameter types.
+    """
+    return (
+        "typedef unsigned long long uint64;\n"
+        'extern "C" __global__ void skmach_universal_hash(\n'
+        "    const uint64* c_, const uint64* a_, const uint64* b_, uint64 n_buckets,\n"
+        "    uint64* h_, long long m, long long R)\n"
+        "{\n"
+        "    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < R * m;\n"
+        "         t += (long long)gridDim.x * blockDim.x) {\n"
+        "        const uint64 c = c_[t % m], a = a_[t / m], b = b_[t / m];\n"
+        "        uint64 h;\n"
+        + _UNIVERSAL_OP
+        + "        h_[t] = h;\n"
+        "    }\n"
+        "}\n"
+    )
+
+
 def _kernel():
     global _KERNEL
-    if _KERNEL is None:
-        cupy = import_cupy()
-        _KERNEL = cupy.ElementwiseKernel(
-            "uint64 c, uint64 a, uint64 b, uint64 n_buckets",
-            "uint64 h",
-            _UNIVERSAL_OP,
-            "skmach_universal_hash",
-        )
-    return _KERNEL
+    cupy = import_cupy()
+    if _KERNEL is None or _KERNEL[0] is not cupy:
+        _KERNEL = (cupy, cupy.ElementwiseKernel(
+            _IN_PARAMS, _OUT_PARAMS, _UNIVERSAL_OP, "skmach_universal_hash"))
+    return _KERNEL[1]
 
 
 def universal_buckets_gpu(classes, a, b, n_buckets, *, check=True):
@@ -68,11 +92,30 @@ def universal_buckets_gpu(classes, a, b, n_buckets, *, check=True):
 
 
 def universal_buckets_reference(classes, a, b, n_buckets):
-    """NumPy reference of :func:`universal_buckets_gpu` (the CPU hash itself)."""
+    """NumPy reference of :func:`universal_buckets_gpu` (the CPU hash itself).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach._hashing import UniversalHashFamily
+    >>> h = UniversalHashFamily(10, 4, 2, np.random.default_rng(0))
+    >>> bool((universal_buckets_reference(np.arange(10), h.a, h.b, 4) == h(np.arange(10))).all())
+    True
+    """
     xp = array_namespace_of(classes, a, b)
     if xp is not np:
-        classes, a, b = (x.get() for x in (classes, a, b))
+        classes, a, b = (x.get() if hasattr(x, "get") else x for x in (classes, a, b))
     c = np.asarray(classes, dtype=np.int64).ravel().astype(np.uint64)
     h = multiply_add_shift(c[None, :], np.asarray(a, np.uint64)[:, None],
                            np.asarray(b, np.uint64)[:, None], n_buckets)
     return h.astype(bucket_dtype(n_buckets), copy=False)
+
+
+def _ref_elementwise(c, a, b, n_buckets, h):
+    """NumPy reference of the ``ElementwiseKernel`` (broadcast inputs, ``h`` out)."""
+    c, a, b = np.broadcast_arrays(np.asarray(c), np.asarray(a), np.asarray(b))
+    h[...] = multiply_add_shift(c, a, b, int(n_buckets))
+
+
+#: NumPy reference of each kernel, by name (see :mod:`._standin`).
+NUMPY_REFERENCES = {"skmach_universal_hash": _ref_elementwise}

@@ -1,8 +1,10 @@
 """LSH on the GPU: SimHash / DWTA codes, hash tables, retrieval, active sets.
 
 Twins of :mod:`skmach._hashing._lsh` (:class:`~skmach._hashing.SimHash`,
-:class:`~skmach._hashing.DWTAHash`, :class:`~skmach._hashing.LSHTables`) and
-of :func:`skmach.neural_network._sparse_layers.select_active`, written
+:class:`~skmach._hashing.DWTAHash`, :class:`~skmach._hashing.LSHTables`), and
+:func:`select_active_gpu`, which follows its input's array library (NumPy or
+CuPy) and gives the result of
+:func:`skmach.neural_network._sparse_layers.select_active`; written
 against their API of this writing (``family.hash(X) -> (n, L)`` int64 codes;
 ``tables.build(W)``, ``tables.update(rows, W_rows)``,
 ``tables.query(codes, rng) -> (rows, neurons)``).
@@ -77,13 +79,22 @@ extern "C" __global__ void dwta_densify(
 _DWTA_MODULES = {}
 
 
+def cuda_source(dtype):
+    """The CUDA source of the DWTA module for a float dtype."""
+    ctype = {"float32": "float", "float64": "double"}[np.dtype(dtype).name]
+    return f"typedef {ctype} T;\n" + _DWTA_SOURCE
+
+
+#: Options given to every compilation of the DWTA kernels.
+COMPILE_OPTIONS = ()
+
+
 def _dwta_module(dtype):
-    key = np.dtype(dtype).name
+    cupy = import_cupy()
+    key = (id(cupy), np.dtype(dtype).name)
     mod = _DWTA_MODULES.get(key)
     if mod is None:
-        cupy = import_cupy()
-        ctype = {"float32": "float", "float64": "double"}[key]
-        mod = cupy.RawModule(code=f"typedef {ctype} T;\n" + _DWTA_SOURCE)
+        mod = cupy.RawModule(code=cuda_source(dtype), options=COMPILE_OPTIONS)
         _DWTA_MODULES[key] = mod
     return mod
 
@@ -273,87 +284,180 @@ class GPULSHTables:
 
 
 def _random(rng, shape):
-    """Uniform [0, 1) floats from a CuPy RandomState or Generator."""
+    """Uniform [0, 1) floats from a NumPy/CuPy RandomState or Generator."""
     f = getattr(rng, "random", None) or rng.random_sample
     return f(size=shape)
 
 
-def _integers(rng, high, size):
-    cupy = import_cupy()
-    return cupy.minimum((_random(rng, size) * high).astype(cupy.int64), high - 1)
+def _integers(xp, rng, high, size):
+    return xp.minimum((_random(rng, size) * high).astype(xp.int64), high - 1)
+
+
+def _dense_select_max():
+    try:  # the CPU's switch between its dense and sorting paths (output width)
+        from ..neural_network._sparse_layers import _DENSE_SELECT_MAX
+    except ImportError:  # pragma: no cover - renamed on the CPU side
+        return 1 << 21
+    return _DENSE_SELECT_MAX
 
 
 def select_active_gpu(q_rows, q_neurons, n, n_neurons, budget, *, selection="topk",
                       threshold=2, n_pad=None, rng=None, priority=None,
                       forced_rows=None, forced_neurons=None):
-    """Each sample's active neurons from its LSH collisions, on the GPU.
+    """Each sample's active neurons from its LSH collisions, on any array library.
 
-    Twin of :func:`skmach.neural_network._sparse_layers.select_active` (same
-    parameters, CuPy arrays in and out): collisions are counted per (sample,
-    neuron), forced neurons get priority ``2**20``, and each sample keeps at
-    most ``budget`` neurons, most collisions first, padded with ``n_pad``
-    neurons. With ``rng=None`` (prediction) the result equals the CPU's; with
-    a CuPy ``rng`` ties and padding are random (not the CPU's stream).
+    Same parameters and result as
+    :func:`skmach.neural_network._sparse_layers.select_active`, written once
+    for the array namespace of ``q_rows`` (CuPy on the GPU, NumPy on the
+    CPU): collisions are counted per (sample, neuron), forced neurons get
+    priority ``2**20``, and each sample keeps at most ``budget`` neurons, most
+    collisions first (``"sample"``: drawn proportionally to the collision
+    count with ``rng``, as ``"topk"`` without), padded with ``n_pad`` neurons.
+    The output width is the CPU's: ``min(max(budget, forced per row), n_neurons)``
+    when ``n * n_neurons`` is small enough for the CPU's dense path, else the
+    largest kept rank. With ``rng=None`` (prediction) the kept neurons, their
+    order, ``mask`` and ``forced`` equal the CPU's (slots where ``mask`` is
+    False hold 0 here); with an ``rng`` (NumPy or CuPy generator) ties, draws
+    and padding are random (not the CPU's stream).
 
     Returns
     -------
-    idx : cupy.ndarray (n, w) of int64
-    mask, forced : cupy.ndarray (n, w) of bool
+    idx : array (n, w) of int64
+    mask, forced : array (n, w) of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> idx, mask, _ = select_active_gpu(np.array([0, 0, 0, 1]), np.array([2, 2, 1, 3]),
+    ...                                  2, 4, 1, n_pad=0, priority=np.zeros(4))
+    >>> idx[mask].tolist()
+    [2, 3]
     """
-    cupy = import_cupy()
-    budget = int(budget)
+    from ._backend import array_namespace_of
+
+    xp = array_namespace_of(q_rows)
+    if selection not in ("union", "topk", "sample", "threshold"):
+        raise ValueError(
+            f"selection must be 'union', 'topk', 'sample' or 'threshold'; got {selection!r}")
+    n, n_neurons, budget = int(n), int(n_neurons), int(budget)
+    if n < 0 or n_neurons < 1 or budget < 0:
+        raise ValueError(f"need n >= 0, n_neurons >= 1, budget >= 0; got {n}, {n_neurons}, "
+                         f"{budget}")
+    if rng is None and priority is None:
+        raise ValueError("priority is required when rng is None (prediction)")
     n_pad = budget if n_pad is None else int(min(n_pad, budget))
-    rows = [cupy.asarray(q_rows, dtype=cupy.int64)]
-    cols = [cupy.asarray(q_neurons, dtype=cupy.int64)]
-    weights = [cupy.ones(rows[0].size, dtype=cupy.float64)]
+    rows = [xp.asarray(q_rows, dtype=xp.int64).ravel()]
+    cols = [xp.asarray(q_neurons, dtype=xp.int64).ravel()]
+    if rows[0].shape != cols[0].shape:
+        raise ValueError("q_rows and q_neurons must have the same length")
+    weights = [xp.ones(rows[0].size, dtype=xp.float64)]
+    n_forced_max = 0
     if forced_rows is not None and len(forced_rows):
-        rows.append(cupy.asarray(forced_rows, dtype=cupy.int64))
-        cols.append(cupy.asarray(forced_neurons, dtype=cupy.int64))
-        weights.append(cupy.full(rows[-1].size, _FORCED))
+        fr = xp.asarray(forced_rows, dtype=xp.int64).ravel()
+        rows.append(fr)
+        cols.append(xp.asarray(forced_neurons, dtype=xp.int64).ravel())
+        weights.append(xp.full(fr.size, _FORCED))
     if priority is not None:
-        priority = cupy.asarray(priority, dtype=cupy.float64)
-    if n_pad > 0:
+        priority = xp.asarray(priority, dtype=xp.float64)
+    if n_pad > 0 and n > 0:
         if rng is not None:
-            perm = cupy.argsort(_random(rng, (n_neurons,)))  # a random permutation
-            start = _integers(rng, n_neurons, (n,))
-            pad = perm[(start[:, None] + cupy.arange(n_pad)) % n_neurons]
+            perm = xp.argsort(_random(rng, (n_neurons,)))  # a random permutation
+            start = _integers(xp, rng, n_neurons, (n,))
+            pad = perm[(start[:, None] + xp.arange(n_pad)) % n_neurons]
         else:
-            pad = cupy.broadcast_to(cupy.argsort(-priority)[:n_pad], (n, n_pad))
-        rows.append(cupy.repeat(cupy.arange(n, dtype=cupy.int64), n_pad))
-        cols.append(pad.ravel().astype(cupy.int64))
-        weights.append(cupy.zeros(pad.size, dtype=cupy.float64))
-    rows = cupy.concatenate(rows)
-    cols = cupy.concatenate(cols)
+            order = xp.argsort(-priority, kind="stable") if xp is np else xp.argsort(-priority)
+            pad = xp.broadcast_to(order[:n_pad], (n, n_pad))
+        rows.append(xp.repeat(xp.arange(n, dtype=xp.int64), n_pad))
+        cols.append(pad.ravel().astype(xp.int64))
+        weights.append(xp.zeros(pad.size, dtype=xp.float64))
+    rows = xp.concatenate(rows)
+    cols = xp.concatenate(cols)
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n
+                      or int(cols.min()) < 0 or int(cols.max()) >= n_neurons):
+        raise ValueError("rows must be in [0, n) and neurons in [0, n_neurons)")
     keys = rows * n_neurons + cols
-    ukeys, inv = cupy.unique(keys, return_inverse=True)
-    w = cupy.bincount(inv.ravel(), weights=cupy.concatenate(weights), minlength=ukeys.size)
+    ukeys, inv = xp.unique(keys, return_inverse=True)
+    w = xp.bincount(inv.ravel(), weights=xp.concatenate(weights), minlength=ukeys.size)
     urows = ukeys // n_neurons
     ucols = ukeys % n_neurons
     forced = w >= _FORCED
+    if forced.any():
+        n_forced_max = int(xp.bincount(urows[forced], minlength=max(n, 1)).max())
     count = w - forced * _FORCED  # collisions
     if selection == "union":
-        score = (count > 0).astype(cupy.float64)
-    elif selection == "topk":
+        score = (count > 0).astype(xp.float64)
+    elif selection in ("topk", "sample"):
         score = count
-    elif selection == "threshold":
-        score = cupy.where(count >= threshold, count, 0.0)
     else:
-        raise ValueError(f"selection must be 'union', 'topk' or 'threshold'; got {selection!r}")
+        score = xp.where(count >= threshold, count, 0.0)
     tie = _random(rng, (ukeys.size,)) if rng is not None else priority[ucols]
-    prio = score + 0.5 * tie + forced * _FORCED
-    # np.lexsort((-prio, urows)) as two stable sorts: by -prio, then by row.
-    o1 = cupy.argsort(-prio)
-    order = o1[cupy.argsort(urows[o1])]
+    prio = score + 0.5 * tie
+    if selection == "sample" and rng is not None:
+        # Gumbel-top-k: without replacement, proportional to the count.
+        pos = score > 0
+        u = _random(rng, score.shape) * (1 - 1e-12) + 1e-12
+        keyed = 1e3 + xp.log(xp.where(pos, score, 1.0)) - xp.log(-xp.log(u))
+        prio = xp.where(pos, keyed, tie)
+    prio = prio + forced * _FORCED
+    # lexsort((-prio, urows)) as two stable sorts: by -prio, then by row.
+    o1 = _stable_argsort(xp, -prio)
+    order = o1[_stable_argsort(xp, urows[o1])]
     urows, ucols, score, forced = urows[order], ucols[order], score[order], forced[order]
-    row_start = cupy.searchsorted(urows, cupy.arange(n))
-    rank = cupy.arange(urows.size) - row_start[urows]
+    row_start = xp.searchsorted(urows, xp.arange(n))
+    rank = xp.arange(urows.size) - row_start[urows]
     keep = forced | ((rank < budget) & ((score > 0) | (rank < n_pad)))
     urows, ucols, rank, forced = urows[keep], ucols[keep], rank[keep], forced[keep]
-    width = max(int(rank.max()) + 1 if rank.size else 1, 1)
-    idx = cupy.zeros((n, width), dtype=cupy.int64)
-    mask = cupy.zeros((n, width), dtype=bool)
-    fmask = cupy.zeros((n, width), dtype=bool)
+    if n * n_neurons <= _dense_select_max():
+        width = min(max(budget, n_forced_max, 1), n_neurons)
+    else:
+        width = max(int(rank.max()) + 1 if rank.size else 1, 1)
+    idx = xp.zeros((n, width), dtype=xp.int64)
+    mask = xp.zeros((n, width), dtype=bool)
+    fmask = xp.zeros((n, width), dtype=bool)
     idx[urows, rank] = ucols
     mask[urows, rank] = True
     fmask[urows, rank] = forced
     return idx, mask, fmask
+
+
+def _stable_argsort(xp, a):
+    # NumPy needs kind="stable"; CuPy's argsort is a stable radix sort.
+    return xp.argsort(a, kind="stable") if xp is np else xp.argsort(a)
+
+
+# --------------------------------------------------------------------------
+# NumPy references of the raw kernels (used by the CuPy stand-in, _standin.py)
+# --------------------------------------------------------------------------
+
+def _ref_dwta_wta(grid, block, args, defines):
+    X, n, d, bins, n_hashes, bin_size, h, empty = args
+    n, d, n_hashes, bin_size = int(n), int(d), int(n_hashes), int(bin_size)
+    X = np.asarray(X).reshape(n, d)
+    bins = np.asarray(bins).reshape(n_hashes, bin_size)
+    V = X[:, bins]  # (n, n_hashes, bin_size)
+    nz = V != 0
+    # largest non-zero, first on ties: argmax over non-zeros (zeros -> -inf)
+    Vm = np.where(nz, V, -np.inf)
+    found = nz.any(axis=2)
+    h.reshape(n, n_hashes)[...] = np.where(found, np.argmax(Vm, axis=2), 0)
+    empty.reshape(n, n_hashes)[...] = ~found
+
+
+def _ref_dwta_densify(grid, block, args, defines):
+    h0, empty, n, n_hashes, probes, max_probes, bin_size, h = args
+    n, n_hashes, max_probes, bin_size = int(n), int(n_hashes), int(max_probes), int(bin_size)
+    h0 = np.asarray(h0).reshape(n, n_hashes)
+    empty = np.asarray(empty).reshape(n, n_hashes).astype(bool)
+    probes = np.asarray(probes).reshape(n_hashes, max_probes)
+    out = np.where(empty, 0, h0)
+    done = ~empty
+    for p in range(max_probes):
+        src = probes[:, p]
+        ok = ~done & ~empty[:, src]
+        out = np.where(ok, (h0[:, src] + p + 1) % bin_size, out)
+        done |= ok
+    h.reshape(n, n_hashes)[...] = out
+
+
+#: NumPy reference of each raw kernel, by name (see :mod:`._standin`).
+NUMPY_REFERENCES = {"dwta_wta": _ref_dwta_wta, "dwta_densify": _ref_dwta_densify}
