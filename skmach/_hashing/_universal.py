@@ -22,11 +22,19 @@ All arithmetic is unsigned 64-bit and wraps, as intended.
 
 Nothing of size ``n_classes`` is stored: bucket ids are computed on the fly,
 for any block of classes, from the ``2 * R`` integers ``a`` and ``b``.
+
+:func:`multiply_add_shift` is the NumPy reference; :func:`mas_bucket` is its
+Numba twin (one class, one repetition), inlined by the compiled scoring
+kernels of :mod:`skmach._kernels._mach_scoring`, and
+:func:`multiply_add_shift_compiled` fills a whole ``(R, m)`` table with it.
 """
 
 import warnings
 
 import numpy as np
+from numba import njit
+
+from .._kernels import SERIAL
 
 MAX_CLASSES = 1 << 32
 _SHIFT = np.uint64(32)
@@ -44,6 +52,74 @@ def multiply_add_shift(classes, a, b, n_buckets):
     h *= np.uint64(n_buckets)
     h >>= _SHIFT
     return h
+
+
+@njit(inline="always", **SERIAL)
+def mas_bucket(c, a, b, n_buckets):
+    """Numba twin of :func:`multiply_add_shift` for one class and one repetition.
+
+    All four arguments must be ``np.uint64`` (mixing signed and unsigned
+    integers would make Numba compute in float64). Callable from Python and
+    from other compiled functions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> u = np.uint64
+    >>> got = mas_bucket(u(7), u(2**63 + 5), u(12345), u(1024))
+    >>> int(got) == int(multiply_add_shift(u(7), u(2**63 + 5), u(12345), 1024))
+    True
+    """
+    return (((a * c + b) >> np.uint64(32)) * n_buckets) >> np.uint64(32)
+
+
+@njit(**SERIAL)
+def _mas_table(classes, a, b, n_buckets, out):
+    for r in range(a.shape[0]):
+        for j in range(classes.shape[0]):
+            out[r, j] = mas_bucket(np.uint64(classes[j]), a[r], b[r], n_buckets)
+
+
+def multiply_add_shift_compiled(classes, a, b, n_buckets):
+    """Bucket ids of ``classes`` for every repetition, compiled (int32 table).
+
+    Parameters
+    ----------
+    classes : ndarray of shape (m,), int
+        Class indices in ``[0, 2**32)``.
+    a, b : ndarray of shape (R,), uint64
+    n_buckets : int
+        At most ``2**31``.
+
+    Returns
+    -------
+    ndarray of shape (R, m), int32
+        Equal to ``multiply_add_shift(classes, a[:, None], b[:, None], n_buckets)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([3, 2**64 - 1], dtype=np.uint64)
+    >>> b = np.array([2**40, 7], dtype=np.uint64)
+    >>> c = np.arange(5)
+    >>> bool((multiply_add_shift_compiled(c, a, b, 16)
+    ...       == multiply_add_shift(c.astype(np.uint64), a[:, None], b[:, None], 16)).all())
+    True
+    """
+    classes = np.ascontiguousarray(classes, dtype=np.int64)
+    if classes.ndim != 1:
+        raise ValueError(f"classes must be 1-D; got shape {classes.shape}")
+    if classes.size and (classes.min() < 0 or classes.max() >= MAX_CLASSES):
+        raise ValueError(f"class indices must be in [0, {MAX_CLASSES})")
+    if not 1 <= int(n_buckets) <= 2**31:
+        raise ValueError(f"n_buckets must be in [1, 2**31]; got {n_buckets}")
+    a = np.ascontiguousarray(a, dtype=np.uint64)
+    b = np.ascontiguousarray(b, dtype=np.uint64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a and b must be 1-D of the same length; got {a.shape} and {b.shape}")
+    out = np.empty((a.shape[0], classes.shape[0]), dtype=np.int32)
+    _mas_table(classes, a, b, np.uint64(n_buckets), out)
+    return out
 
 
 class UniversalHashFamily:

@@ -1,4 +1,10 @@
-"""MACH scoring kernels (NumPy reference).
+"""MACH scoring: NumPy reference and dispatch to the compiled kernels.
+
+:func:`class_scores` and the block-wise top-k of :func:`topk_classes`
+(``method="numpy"``) are the plain NumPy references; by default
+:func:`topk_classes` runs the compiled kernels of
+:mod:`skmach._kernels._mach_scoring` (exact scoring fused with the top-k, or
+candidate scoring that is exact by construction), tested against them.
 
 A fitted MACH model gives, for each sample, R bucket distributions ``P`` of
 shape ``(n_samples, R, B)``. A class ``c`` is scored from the buckets it hashes
@@ -22,8 +28,13 @@ Aggregations
     repetitions, an upper bound for each class's own probability.
 """
 
+from numbers import Integral
+
 import numpy as np
 
+from .._hashing._universal import PermutationFamily, UniversalHashFamily
+from .._kernels import _mach_scoring as kern
+from .._kernels import numba_threads
 from ..utils._topk import merge_topk, topk
 
 AGGREGATIONS = ("mean", "logmean", "min")
@@ -96,9 +107,38 @@ def class_block_size(n_samples, n_classes, working_memory_mb, itemsize=4):
     return int(max(1, min(n_classes, working_memory_mb * 2**20 // per_class)))
 
 
+def _rank_keys(P, hash_family, classes, aggregation):
+    """Ranking keys of the reference: the scores, except the mean of logs
+    (before ``exp``) for ``"logmean"``, so that ``exp`` cannot merge keys."""
+    if aggregation != "logmean":
+        return class_scores(P, hash_family, classes, aggregation)
+    n, R, _ = P.shape
+    H = hash_family(classes)
+    logP = np.log(np.maximum(P, _LOG_EPS))
+    out = np.zeros((n, len(classes)), dtype=logP.dtype)
+    for r in range(R):
+        out += logP[:, r, :].take(H[r], axis=1)
+    out *= logP.dtype.type(1.0 / R)
+    return out
+
+
+def _is_compiled_family(hash_family):
+    return isinstance(hash_family, (UniversalHashFamily, PermutationFamily))
+
+
 def topk_classes(P, hash_family, n_classes, k, aggregation="mean", *,
-                 candidates=None, working_memory_mb=256):
-    """Top-k classes of each sample, scoring classes block by block.
+                 candidates=None, working_memory_mb=256, n_candidate_buckets=None,
+                 inverted=None, n_jobs=None, method="auto", return_fallback=False):
+    """Top-k classes of each sample, best first (ties: the lower class index).
+
+    With ``method="auto"`` (the default) a :class:`UniversalHashFamily` or
+    :class:`PermutationFamily` is scored by the compiled kernels of
+    :mod:`skmach._kernels._mach_scoring`: exact scoring fused with the top-k,
+    or, when ``n_candidate_buckets`` and ``inverted`` are given, candidate
+    scoring that proves its top-k with a bound and scores the samples it
+    cannot prove exactly; both give the same classes as exact scoring. Any
+    other callable hash uses the NumPy reference (``method="numpy"``), which
+    scores classes block by block.
 
     Parameters
     ----------
@@ -106,26 +146,120 @@ def topk_classes(P, hash_family, n_classes, k, aggregation="mean", *,
     hash_family : callable
     n_classes : int
     k : int
-    aggregation : str
-    candidates : list of ndarray, optional
-        Per-sample candidate class indices (sublinear inference). When given,
-        only those classes are scored.
-    working_memory_mb : int
-        Bound on the size of one block of scores.
+        ``1 <= k <= n_classes``.
+    aggregation : {"mean", "logmean", "min"}
+        ``"logmean"`` ranks on the mean of float32 logs of ``max(P, 1e-12)``
+        and reports its ``exp``.
+    candidates : (indptr, classes), optional
+        Legacy approximate inference (NumPy): score only these per-sample
+        candidates (from :func:`candidate_classes`). Not exact; prefer
+        ``n_candidate_buckets``.
+    working_memory_mb : float
+        Bound on one block of scores (NumPy reference only).
+    n_candidate_buckets : int, optional
+        Candidate buckets per repetition for exact candidate scoring; needs
+        ``inverted``. None: exact scoring of every class.
+    inverted : list of (indptr, classes), or stacked pair, optional
+        Inverted index of ``hash_family`` (see
+        :func:`skmach._kernels._mach_scoring.stack_inverted`, which the
+        caller can apply once and reuse).
+    n_jobs : int, optional
+        Threads of the compiled kernels (joblib semantics; None means 1).
+    method : {"auto", "numpy"}
+    return_fallback : bool, default=False
+        Also return, per sample, whether candidate scoring fell back to exact
+        scoring (all False without candidates).
 
     Returns
     -------
     indices : ndarray of shape (n_samples, k), int64
     scores : ndarray of shape (n_samples, k)
+    fallback : ndarray of shape (n_samples,), bool
+        Only with ``return_fallback=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach._hashing import UniversalHashFamily
+    >>> fam = UniversalHashFamily(100, 16, 4, np.random.default_rng(0))
+    >>> P = np.random.default_rng(1).dirichlet(np.ones(16), size=(3, 4)).astype(np.float32)
+    >>> idx, val = topk_classes(P, fam, 100, 5)
+    >>> ref_idx, _ = topk_classes(P, fam, 100, 5, method="numpy")
+    >>> bool((idx == ref_idx).all())
+    True
     """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+    if method not in ("auto", "numpy"):
+        raise ValueError(f"method must be 'auto' or 'numpy'; got {method!r}")
+    n_classes = _check_int("n_classes", n_classes, 1)
+    k = _check_int("k", k, 1)
+    if k > n_classes:
+        raise ValueError(f"k must be in [1, n_classes={n_classes}]; got k={k}")
+    if getattr(hash_family, "n_classes", n_classes) != n_classes:
+        raise ValueError(f"n_classes={n_classes} but the hash family has "
+                         f"{hash_family.n_classes} classes")
+    if n_candidate_buckets is not None:
+        n_candidate_buckets = _check_int("n_candidate_buckets", n_candidate_buckets, 1)
+        if inverted is None:
+            raise ValueError("n_candidate_buckets needs the inverted index (inverted=...)")
+    compiled = method == "auto" and _is_compiled_family(hash_family) and candidates is None
+    if compiled:
+        idx, val, fb = _topk_compiled(P, hash_family, n_classes, k, aggregation,
+                                      n_candidate_buckets, inverted, n_jobs)
+    else:
+        P = np.asarray(P)
+        if np.isnan(P).any():
+            raise ValueError("P contains NaN")
+        fb = np.zeros(P.shape[0], dtype=bool)
+        if candidates is not None:
+            idx, val = _topk_candidates(P, hash_family, candidates, k, aggregation)
+        else:
+            idx, val = _topk_reference(P, hash_family, n_classes, k, aggregation,
+                                       working_memory_mb)
+    return (idx, val, fb) if return_fallback else (idx, val)
+
+
+def _check_int(name, value, low):
+    if not isinstance(value, (Integral, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}; got {value}")
+    return int(value)
+
+
+def _topk_compiled(P, hash_family, n_classes, k, aggregation, n_candidate_buckets,
+                   inverted, n_jobs):
+    V = kern.prepare_values(P, aggregation)
+    n, R, B = V.shape
+    if R != hash_family.n_repetitions or B != hash_family.n_buckets:
+        raise ValueError(f"P has {R} repetitions x {B} buckets; the hash family has "
+                         f"{hash_family.n_repetitions} x {hash_family.n_buckets}")
+    h = kern.hash_arrays(hash_family, B)
+    with numba_threads(n_jobs):
+        if n == 0:
+            keys = np.empty((0, k), dtype=V.dtype)
+            idx = np.empty((0, k), dtype=np.int64)
+            fb = np.zeros(0, dtype=bool)
+        elif n_candidate_buckets is None:
+            keys, idx = kern.topk_exact(V, h, n_classes, k, aggregation)
+            fb = np.zeros(n, dtype=bool)
+        else:
+            keys, idx, fb = kern.topk_candidates(V, h, inverted, n_candidate_buckets, k,
+                                                 aggregation)
+    if aggregation == "logmean":
+        keys = np.exp(keys)
+    return idx, keys, fb
+
+
+def _topk_reference(P, hash_family, n_classes, k, aggregation, working_memory_mb):
+    """NumPy reference: score classes block by block, keep a running top-k."""
     n = P.shape[0]
-    if candidates is not None:
-        return _topk_candidates(P, hash_family, candidates, k, aggregation)
     block = max(k, class_block_size(n, n_classes, working_memory_mb))
     best_idx = best_val = None
     for start in range(0, n_classes, block):
         stop = min(n_classes, start + block)
-        s = class_scores(P, hash_family, np.arange(start, stop), aggregation)
+        s = _rank_keys(P, hash_family, np.arange(start, stop), aggregation)
         kk = min(k, stop - start)
         idx, val = topk(s, kk)
         idx += start
@@ -133,6 +267,8 @@ def topk_classes(P, hash_family, n_classes, k, aggregation="mean", *,
             best_idx, best_val = idx, val
         else:
             best_idx, best_val = merge_topk(best_idx, best_val, idx, val, k)
+    if aggregation == "logmean":
+        best_val = np.exp(best_val)
     return best_idx, best_val
 
 
@@ -175,7 +311,7 @@ def _topk_candidates(P, hash_family, candidates, k, aggregation):
     short = np.flatnonzero((idx < 0).any(axis=1))
     if len(short):  # fewer than k candidates: score those samples exactly
         idx[short], val[short] = topk_classes(P[short], hash_family, hash_family.n_classes, k,
-                                              aggregation)
+                                              aggregation, method="numpy")
     return idx, val
 
 
