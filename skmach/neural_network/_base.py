@@ -1,49 +1,83 @@
-"""The LSH-sparse multi-layer network (NumPy), independent of the estimator API.
+"""The LSH-sparse multi-layer network, independent of the estimator API.
 
 :class:`SparseNetwork` holds the weights, the hash tables of the LSH-enabled
-layers, the Adam optimiser and the cost counters. With no LSH layer (or a
-budget covering every neuron) the very same code trains the plain dense
-network, which is the reference of every comparison.
+layers, the Adam moments and the cost counters; the numerical work is done by
+the compiled kernels of :mod:`skmach._kernels._lsh_train` and
+:mod:`skmach._kernels._lsh_tables` (their NumPy references, and those of
+:mod:`._sparse_layers`, are what the tests compare them with).
+
+With no LSH layer (or a budget covering every neuron) the same code trains
+the plain dense network, with BLAS products and an in-place Adam step: that
+is the dense reference of every comparison.
+
+Activations travel between layers as ``("dense", X)`` (a C-contiguous
+float32 array) or ``("ragged", xs, xe, xi, xv)`` (per-sample entries: a CSR
+batch, or the active neurons of an LSH layer).
 """
 
 import math
+import time
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._hashing import LSHTables, make_hash_family
-from .._optim import AdamOptimizer
-from ._sparse_layers import (
-    SparseAct,
-    csr_to_sparse_act,
-    dense_backward,
-    dense_forward,
-    lsh_backward,
-    lsh_forward,
-    select_active,
-    softmax_cross_entropy,
-)
+from .._hashing import make_hash_family
+from .._kernels import _lsh_tables as KT
+from .._kernels import _lsh_train as KN
+
+_B1, _B2, _EPS = 0.9, 0.999, 1e-8
+#: Adam work per parameter updated, in multiply-add equivalents (accounting)
+_ADAM_COST = 4.0
+#: buckets per table at most (2**15); wider codes are folded
+_MAX_LOG2_BUCKETS = 15
+
+
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def as_activation(X):
+    """Network input as an activation (dense float32, or ragged from CSR)."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sort_indices()
+        ip = X.indptr.astype(np.int64)
+        return ("ragged", ip[:-1].copy(), ip[1:].copy(), X.indices.astype(np.int64),
+                _f32(X.data))
+    return ("dense", _f32(X))
+
+
+def _ragged_to_csr(act, n_cols):
+    _, xs, xe, xi, xv = act
+    n = len(xs)
+    lengths = xe - xs
+    keep = np.concatenate([np.arange(a, b) for a, b in zip(xs, xe)]) if n else np.zeros(0, int)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return sp.csr_matrix((xv[keep], xi[keep], indptr), shape=(n, n_cols))
 
 
 class _Layer:
-    def __init__(self, n_in, n_out, lsh, budget, rng, dtype, transpose_storage):
+    def __init__(self, n_in, n_out, lsh, budget, rng):
         bound = math.sqrt(6.0 / (n_in + n_out))
-        if transpose_storage:
-            # Input layer of a dense first layer: stored (n_in, n_out) so that
-            # lazy Adam updates of the input columns seen in a sparse batch
-            # are contiguous rows of W.T.
-            self.WT = rng.uniform(-bound, bound, (n_in, n_out)).astype(dtype)
-            self.W = self.WT.T
-        else:
-            self.W = rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype)
-            self.WT = None
-        self.b = rng.uniform(-bound, bound, n_out).astype(dtype)
+        W = rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32)
+        self.b = rng.uniform(-bound, bound, n_out).astype(np.float32)
         self.n_in, self.n_out = n_in, n_out
         self.lsh = bool(lsh) and budget < n_out
         self.budget = int(min(budget, n_out))
-        self.tables = None
-        self.dirty = None
-        self.priority = None
+        if self.lsh:
+            self.P = np.ascontiguousarray(W)  # (n_out, n_in): neuron rows
+        else:
+            self.P = np.ascontiguousarray(W.T)  # (n_in, n_out): input rows
+        self.M = np.zeros_like(self.P)
+        self.V = np.zeros_like(self.P)
+        self.Mb = np.zeros_like(self.b)
+        self.Vb = np.zeros_like(self.b)
+
+    @property
+    def W(self):
+        """Weights ``(n_out, n_in)`` (a view for dense layers)."""
+        return self.P if self.lsh else self.P.T
 
 
 class SparseNetwork:
@@ -56,228 +90,354 @@ class SparseNetwork:
     lsh : list of bool
         One per layer (hidden layers then output layer).
     budgets : list of int
-        Active neurons per sample for each layer (ignored for non-LSH layers).
+        Active neurons per sample for each layer (ignored for dense layers).
     hash_family, n_tables, n_bits, selection, threshold, min_active,
     bucket_size, rebuild_interval, rebuild_decay, alpha, learning_rate :
         See :class:`~skmach.neural_network.LSHSparseMLPClassifier`.
     rng : numpy.random.Generator
-    dtype : numpy dtype
+    n_threads : int
+        Threads of the parallel kernels (chunking only: results do not
+        depend on it).
     """
 
     def __init__(self, sizes, lsh, budgets, *, hash_family="dwta", n_tables=50, n_bits=6,
                  selection="topk", threshold=2, min_active=1.0, bucket_size=128,
                  rebuild_interval=50, rebuild_decay=0.1, alpha=1e-4, learning_rate=1e-3,
-                 rng=None, dtype=np.float32):
+                 rng=None, n_threads=1):
         self.rng = np.random.default_rng(rng)
-        self.dtype = dtype
-        self.selection = selection
-        self.threshold = threshold
+        self.selection = KT.SELECTIONS[selection]
+        self.threshold = int(threshold)
         self.min_active = float(min_active)
+        self.bucket_size = int(bucket_size)
         self.rebuild_interval = rebuild_interval
         self.rebuild_decay = rebuild_decay
-        self.alpha = alpha
+        self.alpha = float(alpha)
+        self.learning_rate = float(learning_rate)
+        self.n_chunks = max(1, 4 * int(n_threads))
         self.layers = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layer = _Layer(n_in, n_out, lsh[i], budgets[i], self.rng, dtype,
-                           transpose_storage=(i == 0 and not (lsh[i] and budgets[i] < n_out)))
+            layer = _Layer(n_in, n_out, lsh[i], budgets[i], self.rng)
             if layer.lsh:
-                # Neurons are hashed as [w, b] and inputs as [x, 1], so that
-                # the hashed similarity tracks the pre-activation w.x + b.
-                fam = make_hash_family(hash_family, n_in + 1, n_bits, n_tables, self.rng)
-                layer.tables = LSHTables(fam, bucket_size=bucket_size)
-                layer.tables.build(self._neuron_vectors(layer, slice(None)))
+                # Neurons are hashed as [w, b] and inputs as [x, 1].
+                layer.family = make_hash_family(hash_family, n_in + 1, n_bits, n_tables,
+                                                self.rng)
+                fam = layer.family
+                layer.log2_buckets = min(int(math.ceil(math.log2(fam.n_codes))),
+                                         _MAX_LOG2_BUCKETS)
+                layer.n_buckets = 1 << layer.log2_buckets
+                if hash_family == "dwta":
+                    layer.cptr, layer.cent = KT.dwta_inverse(fam.bins, n_in + 1)
+                layer.pad_perm = self.rng.permutation(n_out).astype(np.int64)
+                layer.codes = self._hash_neurons(layer, np.arange(n_out))
                 layer.dirty = np.zeros(n_out, dtype=bool)
-                layer.priority = self.rng.random(n_out)
+                self._build(layer)
             self.layers.append(layer)
-        params = []
-        for layer in self.layers:
-            params += [layer.WT if layer.WT is not None else layer.W, layer.b]
-        self.optimizer = AdamOptimizer(params, learning_rate=learning_rate)
+        self.t = 0
         # Schedule and accounting.
         self.n_batches = 0
         self.n_rebuilds = 0
         self.next_rebuild = int(rebuild_interval)
         self.rebuild_batches = []
         self.n_samples_seen = 0
-        self.flops = 0.0  # multiply-adds of training (forward + backward + hashing)
-        self.dense_flops = 0.0  # same batches through the dense network
+        self.flops = 0.0
+        self.dense_flops = 0.0
         self.hash_flops = 0.0
         self.active_sum = np.zeros(len(self.layers))
+        self.examined_sum = np.zeros(len(self.layers))
+        self.times = dict(hashing=0.0, retrieval=0.0, forward=0.0, loss=0.0, backward=0.0,
+                          update=0.0, rebuild=0.0)
 
     # ------------------------------------------------------------------ #
-    def _n_pad(self, layer):
-        return int(math.ceil(self.min_active * layer.budget))
-
-    @staticmethod
-    def _neuron_vectors(layer, rows):
-        return np.hstack([layer.W[rows], layer.b[rows][:, None]])
-
-    @staticmethod
-    def _query_vectors(layer, x):
-        if isinstance(x, SparseAct):
-            x = x.to_csr(layer.n_in)
-        ones = np.ones((x.shape[0], 1), dtype=x.dtype)
-        if sp.issparse(x):
-            return sp.hstack([x, sp.csr_matrix(ones)], format="csr")
-        return np.hstack([x, ones])
-
-    def _active_set(self, layer, x, rng, forced_rows=None, forced_neurons=None):
-        fam = layer.tables.family
-        codes = fam.hash(self._query_vectors(layer, x))
-        rows, neurons = layer.tables.query(codes, rng)
-        return select_active(
-            rows, neurons, codes.shape[0], layer.n_out, layer.budget,
-            selection=self.selection, threshold=self.threshold,
-            n_pad=self._n_pad(layer), rng=rng, priority=layer.priority,
-            forced_rows=forced_rows, forced_neurons=forced_neurons,
-        )
-
-    @staticmethod
-    def _in_count(x, n_in):
-        if isinstance(x, SparseAct):
-            return x.count.astype(np.float64)
-        if sp.issparse(x):
-            return np.diff(x.indptr).astype(np.float64)
-        return np.full(x.shape[0], float(n_in))
-
-    def forward(self, X, *, train=False, rng=None, forced=None, output_lsh=False):
-        """Run the network on a batch.
-
-        Parameters
-        ----------
-        X : ndarray or CSR matrix (n, n_features)
-        train : bool
-            Keep what the backward pass needs and count costs.
-        rng : numpy.random.Generator or None
-            Random tie-breaks/padding (training); None is deterministic.
-        forced : (rows, neurons) or None
-            Output neurons that must be active (true labels, training).
-        output_lsh : bool
-            Score the output layer through its index (when it has one).
-
-        Returns
-        -------
-        out : ndarray (n, n_outputs) or (scores, idx, mask, forced_mask)
-            Full scores, or scores of the active output neurons only.
-        cache : list
-        """
-        x = X
-        if sp.issparse(x) and self.layers[0].lsh:
-            x = csr_to_sparse_act(x)
-        cache = []
-        n_layers = len(self.layers)
-        for i, layer in enumerate(self.layers):
-            last = i == n_layers - 1
-            use_lsh = layer.lsh and (not last or train or output_lsh)
-            if use_lsh:
-                f_rows, f_cols = forced if (last and forced is not None) else (None, None)
-                idx, mask, fmask = self._active_set(layer, x, rng, f_rows, f_cols)
-                z, Wg = lsh_forward(layer.W, layer.b, x, idx, mask)
-                cache.append((x, z, idx, mask, Wg))
-                if last:
-                    return (z, idx, mask, fmask), cache
-                a = SparseAct(idx, np.maximum(z, 0), mask)
+    # Hashing and tables
+    # ------------------------------------------------------------------ #
+    def _codes(self, layer, act):
+        fam = layer.family
+        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        codes = np.empty((n, fam.n_tables), dtype=np.int64)
+        if fam.__class__.__name__ == "DWTAHash":
+            if act[0] == "dense":
+                KT.dwta_dense(act[1], fam.bins, fam.probes, fam.n_bits, fam.n_tables, codes)
             else:
-                z = dense_forward(layer.W, layer.b, x)
-                cache.append((x, z, None, None, None))
-                if last:
-                    return z, cache
-                a = np.maximum(z, 0)
-            x = a
-        raise AssertionError("unreachable")
-
-    def _count(self, cache, X):
-        """Add this batch's multiply-adds (sparse and dense reference)."""
-        n = X.shape[0]
-        nnz0 = np.diff(X.indptr).astype(np.float64) if sp.issparse(X) else None
-        for i, (layer, (x, z, idx, mask, _)) in enumerate(zip(self.layers, cache)):
-            in_cnt = self._in_count(x, layer.n_in) if i else (
-                nnz0 if nnz0 is not None else np.full(n, float(layer.n_in)))
-            out_cnt = mask.sum(axis=1) if idx is not None else np.full(n, float(layer.n_out))
-            back = 2.0 if i else 1.0  # weight gradient (+ input gradient past layer 0)
-            self.flops += (1.0 + back) * float(np.sum(in_cnt * out_cnt))
-            dense_in = nnz0 if (i == 0 and nnz0 is not None) else np.full(n, float(layer.n_in))
-            self.dense_flops += (1.0 + back) * float(np.sum(dense_in * layer.n_out))
-            self.active_sum[i] += float(np.sum(out_cnt)) / layer.n_out
-            if idx is not None:
-                fam = layer.tables.family
-                if isinstance(x, SparseAct) or sp.issparse(x):
-                    h = float(np.sum(fam.cost(in_cnt + 1)))  # +1: the bias coordinate
-                else:
-                    h = n * fam.cost(None)
-                self.hash_flops += h
-                self.flops += h
-
-    def train_batch(self, X, pos_rows, pos_labels):
-        """One Adam step on a minibatch; returns the mean loss.
-
-        ``(pos_rows, pos_labels)`` lists the true (sample, label) pairs: the
-        target of a sample is uniform over its labels (one-hot for
-        multi-class), and in an LSH output layer those neurons are always
-        active.
-        """
-        n = X.shape[0]
-        rng = self.rng
-        out, cache = self.forward(X, train=True, rng=rng, forced=(pos_rows, pos_labels))
-        if self.layers[-1].lsh:
-            z, idx, mask, fmask = out
-            T = fmask.astype(self.dtype)
-            loss, dz = softmax_cross_entropy(z, T / np.maximum(T.sum(1, keepdims=True), 1), mask)
+                _, xs, xe, xi, xv = act
+                KT.dwta_ragged(xs, xe, xi, xv, layer.n_in, layer.cptr, layer.cent,
+                               fam.bins.shape[0], fam.bin_size, fam.probes, fam.n_bits,
+                               fam.n_tables, codes)
         else:
-            z = out
-            T = np.zeros(z.shape, dtype=self.dtype)
-            T[pos_rows, pos_labels] = 1
-            loss, dz = softmax_cross_entropy(z, T / np.maximum(T.sum(1, keepdims=True), 1))
-        dz /= n
-        loss /= n
-        dz = dz.astype(self.dtype, copy=False)
-        updates = []
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            x, z, idx, mask, Wg = cache[i]
-            need_dx = i > 0
-            if idx is not None:
-                rows, dW, db, dx = lsh_backward(layer.W, x, idx, mask, dz, Wg, need_dx)
-                if self.alpha:
-                    dW += (self.alpha / n) * layer.W[rows]
-                updates.append((2 * i, rows, dW))
-                updates.append((2 * i + 1, rows, db))
-                layer.dirty[rows] = True
-            else:
-                dW, db, dx = dense_backward(layer.W, x, dz, need_dx)
-                if isinstance(dW, tuple):  # CSR input: lazy update of the seen columns
-                    cols, dWT = dW
-                    if self.alpha:
-                        dWT += (self.alpha / n) * layer.WT[cols]
-                    updates.append((2 * i, cols, dWT))
+            P = fam.projections
+            if act[0] == "dense":
+                X = act[1]
+                if X.shape[1] == P.shape[0]:
+                    proj = X @ P
                 else:
-                    if self.alpha:
-                        dW += (self.alpha / n) * layer.W
-                    updates.append((2 * i, slice(None), dW.T if layer.WT is not None else dW))
-                updates.append((2 * i + 1, slice(None), db))
-            if need_dx:
-                prev_z = cache[i - 1][1]
-                dz = (dx * (prev_z > 0)).astype(self.dtype, copy=False)
-        if self.alpha:
-            for layer in self.layers:
-                loss += 0.5 * self.alpha / n * float(np.sum(layer.W * layer.W))
-        self._count(cache, X)
-        for j, rows, g in sorted(updates, key=lambda u: u[0]):
-            self.optimizer.update_rows(j, rows, g.astype(self.dtype, copy=False))
+                    proj = X @ P[:-1]
+                    proj += P[-1]
+                KT.simhash_bits(proj, fam.n_bits, fam.n_tables, codes)
+            else:
+                _, xs, xe, xi, xv = act
+                KT.simhash_ragged(xs, xe, xi, xv, P, fam.n_bits, fam.n_tables, codes)
+        return KT.fold_codes(codes, fam.n_codes, layer.log2_buckets)
+
+    def _hash_neurons(self, layer, rows):
+        layer.n_hashed = getattr(layer, "n_hashed", 0) + len(rows)
+        V = _f32(np.hstack([layer.P[rows], layer.b[rows][:, None]]))
+        return self._codes(layer, ("dense", V))
+
+    def _build(self, layer):
+        order = self.rng.permutation(layer.n_out).astype(np.int64)
+        layer.ptr, layer.ids = KT.build_tables(layer.codes, layer.n_buckets,
+                                               self.bucket_size, order)
+
+    def _select(self, layer, act, train, forced, seeds):
+        """Active sets: ``(s, e, ind, fmask)`` (ragged) and entries examined."""
+        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        t0 = time.perf_counter()
+        qb = self._codes(layer, act)
+        t1 = time.perf_counter()
+        if forced is None:
+            fptr = np.zeros(n + 1, dtype=np.int64)
+            flab = np.zeros(0, dtype=np.int64)
+        else:
+            fptr, flab = forced
+        max_forced = int(np.max(np.diff(fptr))) if n else 0
+        w = max(layer.budget, max_forced, 1)
+        idx = np.zeros((n, w), dtype=np.int64)
+        fmask = np.zeros((n, w), dtype=np.bool_)
+        cnt = np.zeros(n, dtype=np.int64)
+        examined = np.zeros(n, dtype=np.int64)
+        distinct = np.zeros(n, dtype=np.int64)
+        n_pad = int(math.ceil(self.min_active * layer.budget))
+        if seeds is None:
+            seeds = np.zeros(n, dtype=np.uint64)
+        KT.query_select(layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, layer.budget,
+                        n_pad, fptr, flab, self.selection, self.threshold, train, seeds,
+                        layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
+                        examined, distinct)
+        t2 = time.perf_counter()
+        self.times["hashing"] += t1 - t0
+        self.times["retrieval"] += t2 - t1
+        s = np.arange(n, dtype=np.int64) * w
+        return (s, s + cnt, idx.ravel(), fmask.ravel(), examined)
+
+    # ------------------------------------------------------------------ #
+    # Forward
+    # ------------------------------------------------------------------ #
+    def _forward_layer(self, layer, act, z_only_active, train, forced, seeds):
+        if z_only_active:
+            s, e, ind, fm, examined = self._select(layer, act, train, forced, seeds)
+            t0 = time.perf_counter()
+            z = np.zeros(len(ind), dtype=np.float32)
+            if act[0] == "dense":
+                KN.fwd_active_dense_in(layer.P, layer.b, act[1], s, e, ind, z)
+            else:
+                _, xs, xe, xi, xv = act
+                KN.fwd_active_ragged_in(layer.P, layer.b, s, e, ind, xs, xe, xi, xv, z)
+            self.times["forward"] += time.perf_counter() - t0
+            return ("active", s, e, ind, z, fm, examined)
+        t0 = time.perf_counter()
+        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        if layer.lsh:  # every neuron of an LSH layer (prediction)
+            if act[0] == "dense":
+                Z = act[1] @ layer.P.T
+            else:
+                Z = np.asarray(_ragged_to_csr(act, layer.n_in) @ layer.P.T)
+            Z = _f32(Z + layer.b)
+        elif act[0] == "dense":
+            Z = np.empty((n, layer.n_out), dtype=np.float32)
+            np.dot(act[1], layer.P, out=Z)
+            Z += layer.b
+        else:
+            _, xs, xe, xi, xv = act
+            Z = np.empty((n, layer.n_out), dtype=np.float32)
+            KN.fwd_dense_ragged_in(layer.P, layer.b, xs, xe, xi, xv, Z)
+        self.times["forward"] += time.perf_counter() - t0
+        return ("full", Z)
+
+    @staticmethod
+    def _relu(out):
+        if out[0] == "active":
+            _, s, e, ind, z, _, _ = out
+            return ("ragged", s, e, ind, np.maximum(z, 0))
+        return ("dense", np.maximum(out[1], 0))
+
+    def forward(self, X, *, train=False, forced=None, output_lsh=False, seeds=None):
+        """Run the network on a batch; returns the per-layer ``(input, output)`` list."""
+        act = as_activation(X)
+        cache = []
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            use_lsh = layer.lsh and (i < last or train or output_lsh)
+            out = self._forward_layer(layer, act, use_lsh, train,
+                                      forced if i == last else None,
+                                      None if seeds is None else seeds[i])
+            cache.append((act, out))
+            act = self._relu(out)
+        return cache
+
+    def scores(self, X, output_lsh=False):
+        """Output logits: ``(n, n_out)`` array, or the active ragged set."""
+        out = self.forward(X, train=False, output_lsh=output_lsh)[-1][1]
+        return out
+
+    # ------------------------------------------------------------------ #
+    # Training
+    # ------------------------------------------------------------------ #
+    def _adam_lr(self):
+        t = self.t
+        return float(self.learning_rate * math.sqrt(1 - _B2**t) / (1 - _B1**t))
+
+    def train_batch(self, X, pptr, plab):
+        """One Adam step on a minibatch; returns the mean data loss.
+
+        ``plab[pptr[i]:pptr[i + 1]]`` are the true labels of sample ``i``: its
+        target is uniform over them, and in an LSH output layer their neurons
+        are always active.
+        """
+        n = X.shape[0]
+        seeds = [self.rng.integers(1, 2**63, n, dtype=np.uint64) if la.lsh else None
+                 for la in self.layers]
+        cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds)
+        t0 = time.perf_counter()
+        out = cache[-1][1]
+        loss = np.zeros(n, dtype=np.float64)
+        if out[0] == "active":
+            _, s, e, ind, z, fm, _ = out
+            grad = np.zeros(len(z), dtype=np.float32)
+            KN.softmax_ce_active(s, e, z, fm, 1.0 / n, grad, loss)
+        else:
+            grad = np.empty_like(out[1])
+            KN.softmax_ce_dense(out[1], pptr, plab, 1.0 / n, grad, loss)
+        self.times["loss"] += time.perf_counter() - t0
+        self.t += 1
+        lr_t = self._adam_lr()
+        alpha = self.alpha / n
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self._backward_layer(self.layers[i], cache[i], grad, i > 0, alpha, lr_t)
+        self._count(cache)
         self.n_batches += 1
         self.n_samples_seen += n
         self._maybe_rebuild()
-        return loss
+        return float(loss.sum() / n)
+
+    def _backward_layer(self, layer, cached, grad, need_dx, alpha, lr_t):
+        act, out = cached
+        nc = self.n_chunks
+        t0 = time.perf_counter()
+        dx = None
+        if out[0] == "active":
+            _, s, e, ind, _, _, _ = out
+            if need_dx:
+                if act[0] == "dense":
+                    dx = np.empty_like(act[1])
+                    KN.dx_active_dense(layer.P, s, e, ind, grad, dx)
+                else:
+                    _, xs, xe, xi, xv = act
+                    dx = np.empty_like(xv)
+                    KN.dx_active_ragged(layer.P, s, e, ind, grad, xs, xe, xi, dx)
+            t1 = time.perf_counter()
+            rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, layer.n_out)
+            if layer.lsh:
+                layer.dirty[rows] = True
+            if act[0] == "dense":
+                KN.adam_rows_dense_src(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
+                                       rows, rptr, rpos, rsam, grad, act[1], alpha, lr_t,
+                                       _B1, _B2, _EPS, nc)
+            else:
+                _, xs, xe, xi, xv = act
+                KN.adam_rows_ragged_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
+                                        layer.Vb, rows, rptr, rpos, rsam, grad, xs, xe, xi,
+                                        xv, alpha, lr_t, _B1, _B2, _EPS, nc)
+            self._updated += len(rows) * (layer.n_in + 1)
+        else:
+            gb = grad.sum(axis=0, dtype=np.float64).astype(np.float32)[None, :]
+            if act[0] == "dense":
+                X = act[1]
+                if need_dx:
+                    dx = grad @ layer.P.T
+                G = X.T @ grad
+                t1 = time.perf_counter()
+                KN.adam_dense(layer.P, G, layer.M, layer.V, alpha, lr_t, _B1, _B2, _EPS)
+                self._updated += layer.P.size
+            else:
+                _, xs, xe, xi, xv = act
+                if need_dx:
+                    dx = np.empty_like(xv)
+                    KN.dx_dense_ragged(layer.P, grad, xs, xe, xi, dx)
+                t1 = time.perf_counter()
+                rows, rptr, rpos, rsam = KN.inverse_map(xs, xe, xi, layer.n_in)
+                empty = np.zeros(0, dtype=np.float32)
+                KN.adam_rows_dense_src(layer.P, layer.M, layer.V, empty, empty, empty,
+                                       rows, rptr, rpos, rsam, xv, grad, alpha, lr_t,
+                                       _B1, _B2, _EPS, nc)
+                self._updated += len(rows) * layer.n_out
+            KN.adam_dense(layer.b[None, :], gb, layer.Mb[None, :], layer.Vb[None, :], 0.0,
+                          lr_t, _B1, _B2, _EPS)
+            self._updated += layer.n_out
+        t2 = time.perf_counter()
+        self.times["backward"] += t1 - t0
+        self.times["update"] += t2 - t1
+        if not need_dx:
+            return None
+        # through the ReLU of the previous layer
+        if act[0] == "dense":
+            dx *= act[1] > 0
+        else:
+            dx *= act[4] > 0
+        return dx
+
+    _updated = 0.0
+
+    def penalty(self):
+        """``0.5 * sum ||W||^2`` over the layers (the L2 term before scaling)."""
+        return 0.5 * sum(float(np.dot(la.P.ravel(), la.P.ravel())) for la in self.layers)
+
+    # ------------------------------------------------------------------ #
+    # Accounting
+    # ------------------------------------------------------------------ #
+    def _count(self, cache):
+        """Add this batch's work (multiply-add equivalents), sparse and dense."""
+        for i, (layer, (act, out)) in enumerate(zip(self.layers, cache)):
+            if act[0] == "dense":
+                n = act[1].shape[0]
+                in_cnt = np.full(n, float(layer.n_in))
+            else:
+                n = len(act[1])
+                in_cnt = (act[2] - act[1]).astype(np.float64)
+            dense_in = in_cnt if (i == 0 and act[0] == "ragged") else np.full(n, layer.n_in * 1.0)
+            if i == 0 and act[0] == "ragged":  # lazy Adam on the columns seen
+                n_rows = len(np.unique(act[3]))
+            else:
+                n_rows = layer.n_in
+            back = 2.0 if i else 1.0  # weight gradient (+ input gradient past layer 0)
+            if out[0] == "active":
+                _, s, e, _, _, _, examined = out
+                out_cnt = (e - s).astype(np.float64)
+                fam = layer.family
+                h = float(np.sum(fam.cost(in_cnt + 1)))  # +1: the bias coordinate
+                self.hash_flops += h
+                # retrieval: entries examined, plus a pass over the candidates
+                self.flops += h + 2.0 * float(examined.sum())
+                self.examined_sum[i] += float(examined.sum())
+            else:
+                out_cnt = np.full(n, float(layer.n_out))
+                self.examined_sum[i] += n * float(layer.n_out)
+            self.flops += (1.0 + back) * float(np.sum(in_cnt * out_cnt))
+            self.dense_flops += (1.0 + back) * float(np.sum(dense_in * layer.n_out))
+            self.dense_flops += _ADAM_COST * (n_rows + 1) * layer.n_out
+            self.active_sum[i] += float(np.sum(out_cnt)) / layer.n_out
+        self.flops += _ADAM_COST * self._updated
+        self._updated = 0.0
 
     def _maybe_rebuild(self):
-        if self.n_batches < self.next_rebuild:
+        if self.n_batches < self.next_rebuild or not any(la.lsh for la in self.layers):
             return
+        t0 = time.perf_counter()
         for layer in self.layers:
             if layer.lsh:
                 rows = np.flatnonzero(layer.dirty)
-                before = layer.tables.n_hashed_
-                layer.tables.update(rows, self._neuron_vectors(layer, rows))
-                cost = (layer.tables.n_hashed_ - before) * layer.tables.family.cost(None)
+                if len(rows):
+                    layer.codes[rows] = self._hash_neurons(layer, rows)
+                    self._build(layer)
+                cost = len(rows) * layer.family.cost(None) + layer.n_out * layer.family.n_tables
                 self.hash_flops += cost
                 self.flops += cost
                 layer.dirty[:] = False
@@ -285,3 +445,4 @@ class SparseNetwork:
         self.n_rebuilds += 1
         interval = self.rebuild_interval * math.exp(self.rebuild_decay * self.n_rebuilds)
         self.next_rebuild = self.n_batches + max(1, int(math.ceil(interval)))
+        self.times["rebuild"] += time.perf_counter() - t0

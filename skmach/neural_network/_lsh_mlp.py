@@ -12,12 +12,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from threadpoolctl import threadpool_limits
+
 from .._device import resolve_device
+from .._kernels import n_threads_for, numba_threads
 from ..base import _VersionedStateMixin
 from ..utils._math import softmax
+from ..utils._progress import progress_bar
 from ..utils._targets import encode_targets
 from ..utils._topk import topk
 from ._base import SparseNetwork
+
+
+#: ``lsh_layers="auto"``: widths from which a layer is LSH-sparse (measured
+#: crossovers, see the user guide)
+_AUTO_MIN_HIDDEN = 4096
+_AUTO_MIN_OUTPUT = 2048
 
 
 def _budget_to_int(budget, n_out):
@@ -155,7 +165,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
 
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like"],
-        "lsh_layers": [StrOptions({"hidden", "output", "all", "none"}), tuple, list],
+        "lsh_layers": [StrOptions({"auto", "hidden", "output", "all", "none"}), tuple, list],
         "hash_family": [StrOptions({"dwta", "simhash"})],
         "n_tables": [Interval(Integral, 1, 10_000, closed="both")],
         "n_bits": [Interval(Integral, 1, 62, closed="both")],
@@ -181,13 +191,14 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
         self,
         hidden_layer_sizes=(1000,),
         *,
-        lsh_layers="hidden",
+        lsh_layers="auto",
         hash_family="dwta",
         n_tables=50,
         n_bits=6,
@@ -210,6 +221,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         random_state=None,
         verbose=0,
         device="auto",
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.lsh_layers = lsh_layers
@@ -235,6 +247,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.n_jobs = n_jobs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -247,7 +260,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     # ------------------------------------------------------------------ #
     # Validation helpers
     # ------------------------------------------------------------------ #
-    def _check_params(self):
+    def _check_params(self, n_outputs=None):
         sizes = np.asarray(self.hidden_layer_sizes).ravel() if not np.isscalar(
             self.hidden_layer_sizes) else np.asarray([self.hidden_layer_sizes])
         if sizes.size and (not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1)):
@@ -256,7 +269,11 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
             )
         n_layers = sizes.size + 1
         flags = self.lsh_layers
-        if isinstance(flags, str):
+        if isinstance(flags, str) and flags == "auto":
+            widths = [int(s) for s in sizes] + [n_outputs or 0]
+            flags = [w >= _AUTO_MIN_HIDDEN for w in widths[:-1]]
+            flags.append(widths[-1] >= _AUTO_MIN_OUTPUT)
+        elif isinstance(flags, str):
             flags = {
                 "hidden": [True] * (n_layers - 1) + [False],
                 "output": [False] * (n_layers - 1) + [True],
@@ -282,7 +299,7 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         )
 
     def _init_network(self, n_features, n_outputs, rng):
-        sizes, flags = self._check_params()
+        sizes, flags = self._check_params(n_outputs)
         all_sizes = [n_features] + sizes + [n_outputs]
         budgets = [_budget_to_int(self.active_budget, n) for n in all_sizes[1:]]
         self._net = SparseNetwork(
@@ -292,10 +309,13 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
             rebuild_interval=self.rebuild_interval, rebuild_decay=self.rebuild_decay,
             alpha=self.alpha, learning_rate=self.learning_rate,
             rng=np.random.default_rng(rng.randint(np.iinfo(np.int32).max)),
+            n_threads=n_threads_for(self.n_jobs),
         )
+        self.lsh_layers_ = np.array([la.lsh for la in self._net.layers])
         self.loss_curve_ = []
         self.validation_scores_ = [] if self.early_stopping else None
         self.epoch_times_ = []
+        self.epoch_cpu_times_ = []
         self.n_iter_ = 0
         self.t_ = 0
         self._best = np.inf if not self.early_stopping else -np.inf
@@ -316,39 +336,53 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
 
     @staticmethod
     def _positives(kind, enc, rows):
-        """(sample, label) pairs of the true labels of ``rows``."""
+        """True labels of ``rows``: ``plab[pptr[i]:pptr[i + 1]]`` for row ``i``."""
         if kind == "multiclass":
-            return np.arange(len(rows)), enc[rows]
+            return np.arange(len(rows) + 1, dtype=np.int64), enc[rows].astype(np.int64)
         Y = enc[rows]
-        return np.repeat(np.arange(len(rows)), np.diff(Y.indptr)), Y.indices.astype(np.int64)
+        return Y.indptr.astype(np.int64), Y.indices.astype(np.int64)
+
+    def _threads(self):
+        n = n_threads_for(self.n_jobs)
+        return numba_threads(n), threadpool_limits(n, user_api="blas")
 
     # ------------------------------------------------------------------ #
     # Training
     # ------------------------------------------------------------------ #
-    def _run_epoch(self, X, kind, enc, rng):
+    def _run_epoch(self, X, kind, enc, rng, bar=None):
         net = self._net
         n = X.shape[0]
         order = rng.permutation(n)
         bs = min(self.batch_size, n)
         total = 0.0
-        t0 = time.perf_counter()
-        for start in range(0, n, bs):
-            rows = order[start:start + bs]
-            pr, pl = self._positives(kind, enc, rows)
-            loss = net.train_batch(X[rows], pr, pl)
-            total += loss * len(rows)
+        t0, c0 = time.perf_counter(), time.process_time()
+        nt, bl = self._threads()
+        with nt, bl:
+            for start in range(0, n, bs):
+                rows = order[start:start + bs]
+                pptr, plab = self._positives(kind, enc, rows)
+                loss = net.train_batch(X[rows], pptr, plab)
+                total += loss * len(rows)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=self.n_iter_ + 1, loss=f"{loss:.4f}", refresh=False)
         self.epoch_times_.append(time.perf_counter() - t0)
+        self.epoch_cpu_times_.append(time.process_time() - c0)
         self.t_ += n
-        self.loss_curve_.append(total / n)
+        # L2 term of the objective, with the weights at the end of the epoch
+        self.loss_curve_.append(total / n + self.alpha * net.penalty() / bs)
         self._update_attributes()
 
     def _update_attributes(self):
         net = self._net
-        self.active_fraction_ = net.active_sum / max(net.n_samples_seen, 1)
+        seen = max(net.n_samples_seen, 1)
+        self.active_fraction_ = net.active_sum / seen
+        self.candidates_per_sample_ = net.examined_sum / seen
         self.training_flops_ = net.flops
         self.hashing_flops_ = net.hash_flops
         self.training_flops_ratio_ = net.flops / net.dense_flops if net.dense_flops else 1.0
         self.rebuild_iterations_ = list(net.rebuild_batches)
+        self.time_breakdown_ = dict(net.times)
 
     def _val_score(self, X, kind, enc):
         scores = self._scores(X)
@@ -391,31 +425,29 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
             )
             X_val, enc_val = X[va], enc[va]
             X, enc = X[tr], enc[tr]
-        for _ in range(self.n_epochs):
-            self._run_epoch(X, kind, enc, rng)
-            self.n_iter_ += 1
-            if self.early_stopping:
-                val = self._val_score(X_val, kind, enc_val)
-                self.validation_scores_.append(val)
-                improved = val > self._best + self.tol
-                self._best = max(self._best, val)
-            else:
-                cur = self.loss_curve_[-1]
-                improved = cur < self._best - self.tol
-                self._best = min(self._best, cur)
-            self._no_improve = 0 if improved else self._no_improve + 1
-            if self.verbose:
-                msg = f"Epoch {self.n_iter_}: loss={self.loss_curve_[-1]:.5f}"
+        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
+        bar = progress_bar(self.n_epochs * n_batches, self.verbose, desc=type(self).__name__,
+                           unit="batch")
+        with bar:
+            for _ in range(self.n_epochs):
+                self._run_epoch(X, kind, enc, rng, bar)
+                self.n_iter_ += 1
                 if self.early_stopping:
-                    msg += f" val={self.validation_scores_[-1]:.4f}"
-                msg += f" active={np.round(self.active_fraction_, 4).tolist()}"
-                msg += f" flops_ratio={self.training_flops_ratio_:.4f}"
-                msg += f" time={self.epoch_times_[-1]:.2f}s"
-                print(msg)
-            if self._no_improve >= self.n_iter_no_change:
-                if self.verbose:
-                    print(f"No improvement for {self.n_iter_no_change} epochs; stopping.")
-                break
+                    val = self._val_score(X_val, kind, enc_val)
+                    self.validation_scores_.append(val)
+                    improved = val > self._best + self.tol
+                    self._best = max(self._best, val)
+                else:
+                    cur = self.loss_curve_[-1]
+                    improved = cur < self._best - self.tol
+                    self._best = min(self._best, cur)
+                self._no_improve = 0 if improved else self._no_improve + 1
+                post = dict(epoch=self.n_iter_, loss=f"{self.loss_curve_[-1]:.4f}")
+                if self.early_stopping:
+                    post["val"] = f"{self.validation_scores_[-1]:.4f}"
+                bar.set_postfix(**post)
+                if self._no_improve >= self.n_iter_no_change:
+                    break
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -471,20 +503,21 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
         net = self._net
         out_lsh = self.output_scoring == "lsh"
         n = X.shape[0]
-        # Chunks small enough for the dense-count selection path.
-        widest = max(layer.n_out for layer in net.layers)
-        chunk = max(1, min(n, 4096, (1 << 21) // widest))
+        chunk = max(1, min(n, 4096, (1 << 22) // max(self.n_outputs_, 1)))
         res = np.empty((n, self.n_outputs_), dtype=np.float64)
-        for s in range(0, n, chunk):
-            out, _ = net.forward(X[s:s + chunk], train=False, rng=None, output_lsh=out_lsh)
-            if isinstance(out, tuple):
-                z, idx, mask, _ = out
-                block = np.full((z.shape[0], self.n_outputs_), -np.inf)
-                r, c = np.nonzero(mask)
-                block[r, idx[r, c]] = z[r, c]
-                res[s:s + chunk] = block
-            else:
-                res[s:s + chunk] = out
+        nt, bl = self._threads()
+        with nt, bl:
+            for s in range(0, n, chunk):
+                out = net.scores(X[s:s + chunk], output_lsh=out_lsh)
+                if out[0] == "active":
+                    _, st, en, ind, z, _, _ = out
+                    block = np.full((len(st), self.n_outputs_), -np.inf)
+                    rows = np.repeat(np.arange(len(st)), en - st)
+                    pos = np.concatenate([np.arange(a, b) for a, b in zip(st, en)])
+                    block[rows, ind[pos]] = z[pos]
+                    res[s:s + chunk] = block
+                else:
+                    res[s:s + chunk] = out[1]
         return res
 
     def _check_predict(self, X):

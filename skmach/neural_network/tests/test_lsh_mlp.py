@@ -13,7 +13,7 @@ def _blobs(n=200, d=10, k=4, seed=0):
     return np.abs(X).astype(np.float32), y
 
 
-SMALL = dict(hidden_layer_sizes=(64,), n_tables=8, n_bits=2, active_budget=0.25,
+SMALL = dict(hidden_layer_sizes=(64,), lsh_layers="hidden", n_tables=8, n_bits=2, active_budget=0.25,
              n_epochs=15, learning_rate=1e-2, batch_size=32, random_state=0)
 
 
@@ -39,8 +39,8 @@ def test_full_budget_equals_dense_network_exactly(sparse_X):
     if sparse_X:
         X = sp.csr_matrix(X * (X > 1))
     kw = {**SMALL, "n_epochs": 3}
-    a = LSHSparseMLPClassifier(**{**kw, "active_budget": 1.0}, lsh_layers="all").fit(X, y)
-    b = LSHSparseMLPClassifier(**kw, lsh_layers="none").fit(X, y)
+    a = LSHSparseMLPClassifier(**{**kw, "active_budget": 1.0, "lsh_layers": "all"}).fit(X, y)
+    b = LSHSparseMLPClassifier(**{**kw, "lsh_layers": "none"}).fit(X, y)
     for la, lb in zip(a._net.layers, b._net.layers):
         np.testing.assert_array_equal(la.W, lb.W)
         np.testing.assert_array_equal(la.b, lb.b)

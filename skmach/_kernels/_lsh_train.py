@@ -1,0 +1,380 @@
+"""Compiled kernels of LSH-sparse training (SLIDE style): forward, backward, Adam.
+
+Layouts (``n`` samples in the minibatch):
+
+- a *dense* input is a C-contiguous ``(n, d)`` float32 array;
+- a *ragged* input (a CSR batch, or the output of an LSH layer) is given by
+  ``xs, xe`` (start and end of each sample's entries), ``xi`` (their
+  coordinates) and ``xv`` (their values), flat arrays;
+- an *active set* is ragged too: ``s, e, ind`` list the neurons computed for
+  each sample, and per-slot values (``z``, ``dz``) are flat arrays aligned
+  with ``ind``.
+
+LSH layers store ``W`` neuron-major ``(n_out, n_in)`` (an active neuron is
+one contiguous row); dense layers store ``WT`` ``(n_in, n_out)`` (the input
+columns seen in a sparse batch are contiguous rows).
+
+Gradients are accumulated without races and deterministically: an
+*inverse map* (a counting sort of the slots by row, in sample order) lists for
+every touched row the ``(sample, coefficient)`` pairs that contribute to it;
+the rows are then processed in parallel, each by one thread, summing its
+contributions in sample order, and the Adam step is applied to that row in
+place right away (fused, touched rows only). The result is the same for any
+number of threads.
+
+Every kernel has a plain NumPy reference (``*_ref``) used by the tests.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import PARALLEL, SERIAL
+
+#: parallel kernels whose inner loops are reductions (vectorised by LLVM)
+_FAST = {**PARALLEL, "fastmath": True}
+
+
+def _chunks(n, n_chunks):
+    return np.linspace(0, n, n_chunks + 1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------
+@njit(**_FAST)
+def fwd_active_dense_in(W, b, X, s, e, ind, z):
+    """``z[p] = W[ind[p]] . X[i] + b[ind[p]]`` for the slots ``p`` of sample ``i``."""
+    d = X.shape[1]
+    for i in prange(X.shape[0]):
+        for p in range(s[i], e[i]):
+            o = ind[p]
+            acc = np.float32(0.0)
+            for j in range(d):
+                acc += W[o, j] * X[i, j]
+            z[p] = acc + b[o]
+
+
+def fwd_active_dense_in_ref(W, b, X, s, e, ind):
+    z = np.zeros(len(ind), dtype=W.dtype)
+    for i in range(X.shape[0]):
+        o = ind[s[i]:e[i]]
+        z[s[i]:e[i]] = W[o] @ X[i] + b[o]
+    return z
+
+
+@njit(**_FAST)
+def fwd_active_ragged_in(W, b, s, e, ind, xs, xe, xi, xv, z):
+    """Active neurons over a ragged input: ``z[p] = sum_q W[ind[p], xi[q]] xv[q] + b``."""
+    for i in prange(len(s)):
+        for p in range(s[i], e[i]):
+            o = ind[p]
+            acc = np.float32(0.0)
+            for q in range(xs[i], xe[i]):
+                acc += W[o, xi[q]] * xv[q]
+            z[p] = acc + b[o]
+
+
+def fwd_active_ragged_in_ref(W, b, s, e, ind, xs, xe, xi, xv):
+    z = np.zeros(len(ind), dtype=W.dtype)
+    for i in range(len(s)):
+        o = ind[s[i]:e[i]]
+        c = xi[xs[i]:xe[i]]
+        z[s[i]:e[i]] = W[o][:, c] @ xv[xs[i]:xe[i]] + b[o]
+    return z
+
+
+@njit(**_FAST)
+def fwd_dense_ragged_in(WT, b, xs, xe, xi, xv, Z):
+    """Dense layer over a ragged input: ``Z[i] = b + sum_q xv[q] WT[xi[q]]``."""
+    k = WT.shape[1]
+    for i in prange(len(xs)):
+        for o in range(k):
+            Z[i, o] = b[o]
+        for q in range(xs[i], xe[i]):
+            v = xv[q]
+            r = xi[q]
+            for o in range(k):
+                Z[i, o] += v * WT[r, o]
+
+
+def fwd_dense_ragged_in_ref(WT, b, xs, xe, xi, xv):
+    Z = np.tile(b, (len(xs), 1))
+    for i in range(len(xs)):
+        Z[i] += xv[xs[i]:xe[i]] @ WT[xi[xs[i]:xe[i]]]
+    return Z
+
+
+# --------------------------------------------------------------------------
+# Input gradients (computed before the weights move)
+# --------------------------------------------------------------------------
+@njit(**_FAST)
+def dx_active_dense(W, s, e, ind, dz, dX):
+    """``dX[i] = sum_p dz[p] W[ind[p]]`` (LSH layer over a dense input)."""
+    d = W.shape[1]
+    for i in prange(dX.shape[0]):
+        for j in range(d):
+            dX[i, j] = 0.0
+        for p in range(s[i], e[i]):
+            g = dz[p]
+            o = ind[p]
+            for j in range(d):
+                dX[i, j] += g * W[o, j]
+
+
+def dx_active_dense_ref(W, s, e, ind, dz, n):
+    dX = np.zeros((n, W.shape[1]), dtype=W.dtype)
+    for i in range(n):
+        dX[i] = dz[s[i]:e[i]] @ W[ind[s[i]:e[i]]]
+    return dX
+
+
+@njit(**_FAST)
+def dx_active_ragged(W, s, e, ind, dz, xs, xe, xi, dxv):
+    """Gradient at the input's entries: ``dxv[q] = sum_p dz[p] W[ind[p], xi[q]]``."""
+    for i in prange(len(s)):
+        for q in range(xs[i], xe[i]):
+            c = xi[q]
+            acc = np.float32(0.0)
+            for p in range(s[i], e[i]):
+                acc += dz[p] * W[ind[p], c]
+            dxv[q] = acc
+
+
+def dx_active_ragged_ref(W, s, e, ind, dz, xs, xe, xi):
+    dxv = np.zeros(len(xi), dtype=W.dtype)
+    for i in range(len(s)):
+        dxv[xs[i]:xe[i]] = dz[s[i]:e[i]] @ W[ind[s[i]:e[i]]][:, xi[xs[i]:xe[i]]]
+    return dxv
+
+
+@njit(**_FAST)
+def dx_dense_ragged(WT, dZ, xs, xe, xi, dxv):
+    """Dense layer, ragged input: ``dxv[q] = WT[xi[q]] . dZ[i]``."""
+    k = WT.shape[1]
+    for i in prange(len(xs)):
+        for q in range(xs[i], xe[i]):
+            r = xi[q]
+            acc = np.float32(0.0)
+            for o in range(k):
+                acc += WT[r, o] * dZ[i, o]
+            dxv[q] = acc
+
+
+def dx_dense_ragged_ref(WT, dZ, xs, xe, xi):
+    dxv = np.zeros(len(xi), dtype=WT.dtype)
+    for i in range(len(xs)):
+        dxv[xs[i]:xe[i]] = WT[xi[xs[i]:xe[i]]] @ dZ[i]
+    return dxv
+
+
+# --------------------------------------------------------------------------
+# Inverse map: row -> (sample, slot), counting sort in sample order
+# --------------------------------------------------------------------------
+@njit(**SERIAL)
+def inverse_map(s, e, ind, n_rows):
+    """Group the slots of a ragged set by row (neuron or input column).
+
+    Returns ``rows`` (the touched rows, increasing), ``rptr`` (their entries
+    are ``rpos[rptr[r]:rptr[r + 1]]`` for the ``r``-th touched row), ``rpos``
+    (slot positions, in increasing sample order) and ``rsam`` (their samples).
+    """
+    count = np.zeros(n_rows + 1, dtype=np.int64)
+    for i in range(len(s)):
+        for p in range(s[i], e[i]):
+            count[ind[p] + 1] += 1
+    n_touched = 0
+    for r in range(n_rows):
+        if count[r + 1] > 0:
+            n_touched += 1
+    rows = np.empty(n_touched, dtype=np.int64)
+    rptr = np.empty(n_touched + 1, dtype=np.int64)
+    start = np.empty(n_rows, dtype=np.int64)
+    k = 0
+    total = 0
+    for r in range(n_rows):
+        c = count[r + 1]
+        start[r] = total
+        if c > 0:
+            rows[k] = r
+            rptr[k] = total
+            k += 1
+        total += c
+    rptr[n_touched] = total
+    rpos = np.empty(total, dtype=np.int64)
+    rsam = np.empty(total, dtype=np.int64)
+    for i in range(len(s)):
+        for p in range(s[i], e[i]):
+            r = ind[p]
+            rpos[start[r]] = p
+            rsam[start[r]] = i
+            start[r] += 1
+    return rows, rptr, rpos, rsam
+
+
+# --------------------------------------------------------------------------
+# Adam (in place)
+# --------------------------------------------------------------------------
+@njit(**SERIAL)
+def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps):
+    for j in range(P.shape[1]):
+        gj = g[j] + alpha * P[r, j]
+        m = b1 * M[r, j] + (1 - b1) * gj
+        v = b2 * V[r, j] + (1 - b2) * gj * gj
+        M[r, j] = m
+        V[r, j] = v
+        P[r, j] -= lr_t * m / (np.sqrt(v) + eps)
+
+
+@njit(**_FAST)
+def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
+                        alpha, lr_t, b1, b2, eps, n_chunks):
+    """Fused gradient + Adam on the touched rows only.
+
+    Row ``rows[k]`` of ``P`` gets the gradient
+    ``sum_{t in rptr[k]:rptr[k+1]} coef[rpos[t]] * D[rsam[t]] + alpha * P[row]``;
+    when ``bias`` has entries, ``bias[row]`` gets ``sum coef`` (no penalty).
+    """
+    k = P.shape[1]
+    has_bias = bias.shape[0] > 0
+    bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
+    for c in prange(n_chunks):
+        g = np.empty(k, dtype=np.float32)
+        for t in range(bounds[c], bounds[c + 1]):
+            r = rows[t]
+            for j in range(k):
+                g[j] = 0.0
+            gb = np.float32(0.0)
+            for u in range(rptr[t], rptr[t + 1]):
+                a = coef[rpos[u]]
+                i = rsam[u]
+                gb += a
+                for j in range(k):
+                    g[j] += a * D[i, j]
+            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps)
+            if has_bias:
+                m = b1 * Mb[r] + (1 - b1) * gb
+                v = b2 * Vb[r] + (1 - b2) * gb * gb
+                Mb[r] = m
+                Vb[r] = v
+                bias[r] -= lr_t * m / (np.sqrt(v) + eps)
+
+
+@njit(**_FAST)
+def adam_rows_ragged_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef,
+                         xs, xe, xi, xv, alpha, lr_t, b1, b2, eps, n_chunks):
+    """As :func:`adam_rows_dense_src` with a ragged ``D`` (its sample ``i`` is
+    ``xv[xs[i]:xe[i]]`` at columns ``xi[xs[i]:xe[i]]``)."""
+    k = P.shape[1]
+    has_bias = bias.shape[0] > 0
+    bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
+    for c in prange(n_chunks):
+        g = np.zeros(k, dtype=np.float32)
+        for t in range(bounds[c], bounds[c + 1]):
+            r = rows[t]
+            gb = np.float32(0.0)
+            for u in range(rptr[t], rptr[t + 1]):
+                a = coef[rpos[u]]
+                i = rsam[u]
+                gb += a
+                for q in range(xs[i], xe[i]):
+                    g[xi[q]] += a * xv[q]
+            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps)
+            for j in range(k):
+                g[j] = 0.0
+            if has_bias:
+                m = b1 * Mb[r] + (1 - b1) * gb
+                v = b2 * Vb[r] + (1 - b2) * gb * gb
+                Mb[r] = m
+                Vb[r] = v
+                bias[r] -= lr_t * m / (np.sqrt(v) + eps)
+
+
+@njit(**_FAST)
+def adam_dense(P, G, M, V, alpha, lr_t, b1, b2, eps):
+    """In-place Adam on a whole 2-D parameter, gradient ``G + alpha * P``."""
+    for r in prange(P.shape[0]):
+        for j in range(P.shape[1]):
+            gj = G[r, j] + alpha * P[r, j]
+            m = b1 * M[r, j] + (1 - b1) * gj
+            v = b2 * V[r, j] + (1 - b2) * gj * gj
+            M[r, j] = m
+            V[r, j] = v
+            P[r, j] -= lr_t * m / (np.sqrt(v) + eps)
+
+
+def adam_ref(P, G, M, V, alpha, lr_t, b1, b2, eps):
+    """NumPy reference of one Adam step (in place) on the given rows."""
+    G = G + alpha * P
+    M *= b1
+    M += (1 - b1) * G
+    V *= b2
+    V += (1 - b2) * G * G
+    P -= lr_t * M / (np.sqrt(V) + eps)
+
+
+# --------------------------------------------------------------------------
+# Softmax cross-entropy
+# --------------------------------------------------------------------------
+@njit(**_FAST)
+def softmax_ce_active(s, e, z, forced, scale, dz, loss):
+    """Softmax over each sample's active slots, target uniform over its forced
+    slots (true labels); ``dz`` = gradient times ``scale``, ``loss[i]`` per sample."""
+    for i in prange(len(s)):
+        if e[i] == s[i]:
+            loss[i] = 0.0
+            continue
+        mx = z[s[i]]
+        nt = 0
+        for p in range(s[i], e[i]):
+            mx = max(mx, z[p])
+            nt += forced[p]
+        tot = 0.0
+        for p in range(s[i], e[i]):
+            tot += np.exp(z[p] - mx)
+        lse = mx + np.log(tot)
+        li = 0.0
+        tw = 1.0 / nt if nt > 0 else 0.0
+        for p in range(s[i], e[i]):
+            pr = np.exp(z[p] - lse)
+            t = tw if forced[p] else 0.0
+            li -= t * (z[p] - lse)
+            dz[p] = scale * (pr * (1.0 if nt > 0 else 0.0) - t)
+        loss[i] = li
+
+
+@njit(**_FAST)
+def softmax_ce_dense(Z, pptr, plab, scale, dZ, loss):
+    """Softmax over all outputs, target uniform over ``plab[pptr[i]:pptr[i+1]]``."""
+    k = Z.shape[1]
+    for i in prange(Z.shape[0]):
+        nt = pptr[i + 1] - pptr[i]
+        mx = Z[i, 0]
+        for o in range(k):
+            mx = max(mx, Z[i, o])
+        tot = 0.0
+        for o in range(k):
+            tot += np.exp(Z[i, o] - mx)
+        lse = mx + np.log(tot)
+        on = 1.0 if nt > 0 else 0.0
+        for o in range(k):
+            dZ[i, o] = scale * on * np.exp(Z[i, o] - lse)
+        li = 0.0
+        for u in range(pptr[i], pptr[i + 1]):
+            o = plab[u]
+            li -= (Z[i, o] - lse) / nt
+            dZ[i, o] -= scale / nt
+        loss[i] = li
+
+
+def softmax_ce_dense_ref(Z, pptr, plab):
+    n, k = Z.shape
+    T = np.zeros((n, k))
+    for i in range(n):
+        lab = plab[pptr[i]:pptr[i + 1]]
+        if len(lab):
+            T[i, lab] = 1.0 / len(lab)
+    Zs = Z - Z.max(1, keepdims=True)
+    logp = Zs - np.log(np.exp(Zs).sum(1, keepdims=True))
+    loss = -(T * logp).sum(1)
+    dZ = np.exp(logp) * T.sum(1, keepdims=True) - T
+    return loss, dZ
