@@ -1,5 +1,6 @@
 """MACHClassifier: Merged-Average Classifiers via Hashing (Medini et al., 2019)."""
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,12 +13,16 @@ from sklearn import get_config
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from .._device import resolve_device
+from .._kernels import numba_threads
 from ..base import _VersionedStateMixin
 from .._hashing import PermutationFamily, UniversalHashFamily
+from ..utils._progress import progress_bar
 from ..utils._targets import encode_targets
 from . import _repetition_model as rm
+from ._sizes import auto_sizes, check_memory
 from ._scoring import candidate_classes, class_scores, topk_classes, unbiased
 
 _SEED_MAX = 2**31 - 1
@@ -137,12 +142,12 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_buckets": [Interval(Integral, 2, None, closed="left")],
-        "n_repetitions": [Interval(Integral, 1, 10_000, closed="both")],
-        "hidden_layer_size": [Interval(Integral, 0, None, closed="left")],
+        "n_buckets": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
+        "n_repetitions": [Interval(Integral, 1, 10_000, closed="both"), StrOptions({"auto"})],
+        "hidden_layer_size": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "loss": [StrOptions({"auto", "softmax", "sigmoid"})],
         "aggregation": [StrOptions({"auto", "mean", "logmean", "min"})],
-        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "n_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -161,15 +166,15 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_buckets=32,
-        n_repetitions=16,
+        n_buckets="auto",
+        n_repetitions="auto",
         *,
-        hidden_layer_size=0,
+        hidden_layer_size="auto",
         loss="auto",
         aggregation="auto",
-        n_epochs=10,
+        n_epochs="auto",
         batch_size=256,
-        learning_rate=0.05,
+        learning_rate=0.02,
         alpha=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
@@ -319,15 +324,23 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         if not partial:
             self._kind = kind
             self.classes_ = classes_
-            self.n_buckets_ = min(self.n_buckets, K)
+            sizes = auto_sizes(self, K, X.shape[0], X.shape[1])
+            self.n_buckets_ = sizes["n_buckets"]
+            self.n_repetitions_ = sizes["n_repetitions"]
+            self.hidden_layer_size_ = sizes["hidden_layer_size"]
+            self.n_epochs_ = sizes["n_epochs"]
+            if self.estimator is None:
+                check_memory(self.n_features_in_, self.n_buckets_, self.n_repetitions_,
+                             self.hidden_layer_size_, self.early_stopping)
             rng = check_random_state(self.random_state)
             hash_seed, self._shuffle_seed = rng.randint(0, _SEED_MAX, size=2)
-            self._rep_seeds = rng.randint(0, _SEED_MAX, size=self.n_repetitions)
+            self._rep_seeds = rng.randint(0, _SEED_MAX, size=self.n_repetitions_)
             hrng = np.random.default_rng(hash_seed)
             if self.n_buckets_ >= K:
-                self.hash_family_ = PermutationFamily(K, self.n_repetitions, hrng)
+                self.hash_family_ = PermutationFamily(K, self.n_repetitions_, hrng)
             else:
-                self.hash_family_ = UniversalHashFamily(K, self.n_buckets_, self.n_repetitions, hrng)
+                self.hash_family_ = UniversalHashFamily(K, self.n_buckets_, self.n_repetitions_,
+                                                        hrng)
             # the loss shapes the trained weights, so it is fixed at fit time
             self._loss = self.loss if self.loss != "auto" else (
                 "softmax" if kind == "multiclass" else "sigmoid")
@@ -356,20 +369,20 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _groups(self):
-        R = self.n_repetitions
+        R = self.n_repetitions_
         n_groups = max(1, min(R, effective_n_jobs(self.n_jobs)))
         return [(int(g[0]), int(g[-1]) + 1) for g in np.array_split(np.arange(R), n_groups)]
 
     def _fit_builtin(self, X, y, sample_weight, incremental):
-        X = X.astype(np.float32, copy=False)
+        # float64 input is read as it is (the kernels cast each value): no
+        # float32 copy of a large X
         if sp.issparse(X):
             X = X.tocsr()
-            X.sort_indices()
         n = X.shape[0]
-        B, H = self.n_buckets_, self.hidden_layer_size
+        B, H = self.n_buckets_, self.hidden_layer_size_
         cfg = rm.TrainConfig(
             n_buckets=B, hidden_layer_size=H, loss=self._loss,
-            n_epochs=1 if incremental else self.n_epochs, batch_size=self.batch_size,
+            n_epochs=1 if incremental else self.n_epochs_, batch_size=self.batch_size,
             learning_rate=self.learning_rate, alpha=self.alpha,
             early_stopping=self.early_stopping and not incremental,
             n_iter_no_change=self.n_iter_no_change if not incremental else 10**9,
@@ -390,7 +403,10 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         orders = [rng.permutation(idx) for _ in range(cfg.n_epochs)]
         groups = self._groups()
         old = self.coefs_
+        # the Adam moments carry over from fit to partial_fit too
         state = self._opt_state if incremental else None
+        bar = progress_bar(cfg.n_epochs * self.n_repetitions_, self.verbose,
+                           desc="MACH fit", unit="rep-epoch")
         jobs = []
         for r0, r1 in groups:
             p = None if old is None else rm.slice_params(old, r0, r1, B, H)
@@ -398,41 +414,38 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             if state is not None:
                 st = {"ms": rm.slice_params(state["ms"], r0, r1, B, H),
                       "vs": rm.slice_params(state["vs"], r0, r1, B, H), "t": state["t"]}
-            jobs.append(delayed(rm.train_group)(
-                X, y, sample_weight, self.hash_family_.subset(r0, r1), p, st, cfg,
+            jobs.append(delayed(_train_group_one_blas_thread)(
+                os.getpid(), X, y, sample_weight, self.hash_family_.subset(r0, r1), p, st, cfg,
                 self._rep_seeds[r0:r1], orders, val_index=val_index, n_total=n,
+                progress=_BarUpdate(bar),
             ))
-        results = Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=self.verbose)(jobs)
+        # One BLAS thread per worker: joblib's threads are the parallelism.
+        # (Process-based backends, Dask included, limit BLAS in the worker.)
+        with threadpool_limits(limits=1, user_api="blas"):
+            results = Parallel(n_jobs=self.n_jobs, prefer="threads")(jobs)
+        bar.close()
         self.coefs_ = rm.concat_params([r["params"] for r in results], H)
-        if incremental:
-            self._opt_state = {
-                "ms": rm.concat_params([r["opt_state"]["ms"] for r in results], H),
-                "vs": rm.concat_params([r["opt_state"]["vs"] for r in results], H),
-                "t": results[0]["opt_state"]["t"],
-            }
-        else:
-            self._opt_state = None
+        self._opt_state = {
+            "ms": rm.concat_params([r["opt_state"]["ms"] for r in results], H),
+            "vs": rm.concat_params([r["opt_state"]["vs"] for r in results], H),
+            "t": results[0]["opt_state"]["t"],
+        }
         curves = [r["loss_curves"] for r in results]
         n_ep = max(c.shape[0] for c in curves)
-        full = np.full((n_ep, self.n_repetitions), np.nan)
+        full = np.full((n_ep, self.n_repetitions_), np.nan)
         col = 0
         for c in curves:
             full[: c.shape[0], col:col + c.shape[1]] = c
             col += c.shape[1]
         curve = np.nanmean(full, axis=1)
-        if incremental and hasattr(self, "loss_curve_") and self._n_partial_calls:
-            self.loss_curve_ = np.concatenate([self.loss_curve_, curve])
-        else:
-            self.loss_curve_ = curve
+        # partial_fit continues the history of a fit or of earlier partial_fits
+        go_on = incremental and hasattr(self, "loss_curve_")
+        self.loss_curve_ = np.concatenate([self.loss_curve_, curve]) if go_on else curve
         n_iter = np.concatenate([r["n_iter"] for r in results])
-        self.n_iter_ = n_iter + (self.n_iter_ if incremental and hasattr(self, "n_iter_")
-                                 and self._n_partial_calls else 0)
-        if self.verbose:
-            print(f"[MACH] device={self.device_} repetitions={self.n_repetitions} "
-                  f"buckets={B} final loss={self.loss_curve_[-1]:.4f}")
+        self.n_iter_ = n_iter + self.n_iter_ if go_on else n_iter
 
     def _fit_estimators(self, X, y, sample_weight, incremental):
-        R, B = self.n_repetitions, self.n_buckets_
+        R, B = self.n_repetitions_, self.n_buckets_
         if incremental and getattr(self, "estimators_", None) is not None and self._n_partial_calls:
             ests = self.estimators_
         else:
@@ -466,10 +479,10 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         gathered, hashed, scored and sorted: about 64 bytes).
         """
         wm = get_config()["working_memory"] * 2**20
-        per_row = self.n_repetitions * self.n_buckets_ * 4 * 3
+        per_row = self.n_repetitions_ * self.n_buckets_ * 4 * 3
         if candidates:
             per_bucket = -(-len(self.classes_) // self.n_buckets_)
-            per_row += 64 * self.n_repetitions * self.n_candidate_buckets * per_bucket
+            per_row += 64 * self.n_repetitions_ * self.n_candidate_buckets * per_bucket
         return int(max(1, min(n, wm // per_row)))
 
     def predict_bucket_proba(self, X):
@@ -487,13 +500,17 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return self._bucket_proba(X)
 
     def _bucket_proba(self, X):
+        with numba_threads(self.n_jobs):
+            return self._bucket_proba_impl(X)
+
+    def _bucket_proba_impl(self, X):
         if self.estimator is not None:
             return np.stack([_estimator_bucket_proba(e, X, self.n_buckets_, self._kind)
                              for e in self.estimators_], axis=1).astype(np.float32)
         Xf = X.astype(np.float32, copy=False)
         if sp.issparse(Xf):
             Xf = Xf.tocsr()
-        return rm.predict_buckets(Xf, self.coefs_, self.n_buckets_, self.hidden_layer_size,
+        return rm.predict_buckets(Xf, self.coefs_, self.n_buckets_, self.hidden_layer_size_,
                                   self._loss)
 
     def _iter_chunks(self, X, candidates=False):
@@ -564,7 +581,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     def _inverted_indices(self):
         inv = getattr(self, "_inv_cache", None)
         if inv is None:
-            inv = [self.hash_family_.inverted_index(r) for r in range(self.n_repetitions)]
+            inv = [self.hash_family_.inverted_index(r) for r in range(self.n_repetitions_)]
             self._inv_cache = inv
         return inv
 
@@ -658,6 +675,44 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             return self.predict_topk(X, 1)[0][:, 0]
         P = self.predict_proba(X)
         return (P > 0.5).astype(np.int64)
+
+
+    def __getstate__(self):
+        state = super().__getstate__()  # a copy (see _VersionedStateMixin)
+        # Adam's moments (twice the weights) and the inverted index are not
+        # saved: a loaded model predicts as before and partial_fit restarts
+        # Adam's moments.
+        state.pop("_opt_state", None)
+        state.pop("_inv_cache", None)
+        return state
+
+
+class _BarUpdate:
+    """Picklable progress callback: updates the bar only in this process."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.pid = os.getpid()
+
+    def __getstate__(self):
+        return {"bar": None, "pid": self.pid}
+
+    def __call__(self, n, loss):
+        if self.bar is not None and os.getpid() == self.pid:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update(n)
+
+
+def _train_group_one_blas_thread(parent_pid, *args, **kwargs):
+    """``train_group`` with BLAS limited to one thread in a worker process.
+
+    In the parent's threads the limit is set once around the whole
+    ``Parallel`` call (threadpoolctl's limits are process-wide).
+    """
+    if os.getpid() == parent_pid:
+        return rm.train_group(*args, **kwargs)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return rm.train_group(*args, **kwargs)
 
 
 def _fit_one_estimator(est, X, y, sample_weight, family, n_buckets, incremental):

@@ -20,11 +20,13 @@ and ``B`` buckets:
 - hidden: ``W1`` (d, g*H), ``b1`` (g*H,), ``W2`` (g, H, B), ``b2`` (g, B)
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from .._kernels import _mach_train as _k
 from .._optim import AdamOptimizer
 from ..utils._math import log_softmax, sigmoid, softmax
 
@@ -45,6 +47,7 @@ class TrainConfig:
     early_stopping: bool
     n_iter_no_change: int
     tol: float
+    alpha_scaled: float = 0.0  # alpha / n_samples, set by train_group
 
 
 # --------------------------------------------------------------------------
@@ -268,16 +271,177 @@ def loss_and_grad_logits(Z, T, loss, weights):
 
 
 # --------------------------------------------------------------------------
+# sparse targets (what the kernels use)
+# --------------------------------------------------------------------------
+
+def sparse_targets(y, buckets_of, n, g, n_buckets, loss):
+    """The targets of :func:`bucket_targets` as lists of non-zeros.
+
+    Returns
+    -------
+    tptr : int64 array of shape (n * g + 1,)
+        Targets of sample ``i`` in repetition ``r``:
+        ``tcol[tptr[i * g + r]:tptr[i * g + r + 1]]`` (distinct buckets) with
+        values ``tval[...]``.
+    tcol : int32 array
+    tval : float32 array
+    weights : float32 array of shape (n,) or None
+        As :func:`bucket_targets`: multi-label softmax gives weight 0 to a
+        sample without labels.
+    """
+    B = n_buckets
+    if not sp.issparse(y):
+        Hy = buckets_of(y).astype(np.int32)  # (g, n)
+        tcol = np.ascontiguousarray(Hy.T).reshape(-1)
+        return (np.arange(n * g + 1, dtype=np.int64), tcol,
+                np.ones(n * g, DTYPE), None)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(y.indptr))
+    Hy = buckets_of(y.indices).astype(np.int64)  # (g, nnz)
+    cell = rows[None, :] * g + np.arange(g, dtype=np.int64)[:, None]
+    key = np.unique((cell * B + Hy).ravel())  # sorted by cell, then bucket; distinct
+    cell, tcol = np.divmod(key, B)
+    counts = np.bincount(cell, minlength=n * g)
+    tptr = np.zeros(n * g + 1, dtype=np.int64)
+    np.cumsum(counts, out=tptr[1:])
+    if loss == "sigmoid":
+        return tptr, tcol.astype(np.int32), np.ones(len(key), DTYPE), None
+    tval = (1.0 / counts[cell]).astype(DTYPE)
+    has = counts.reshape(n, g)[:, 0] > 0
+    return tptr, tcol.astype(np.int32), tval, has.astype(DTYPE)
+
+
+# --------------------------------------------------------------------------
+# one minibatch step: compiled kernels, and the NumPy reference
+# --------------------------------------------------------------------------
+
+def _scale(weights, n):
+    """Per-sample factor of the weighted mean loss (None: nothing counts)."""
+    w = np.ones(n, DTYPE) if weights is None else weights.astype(DTYPE, copy=False)
+    wsum = float(w.sum())
+    if wsum <= 0:
+        return None
+    return (w / wsum).astype(DTYPE)
+
+
+def _csr_parts(Xb):
+    return Xb.indptr, Xb.indices, Xb.data
+
+
+def forward_fast(X, params, n_buckets, hidden, parallel=False):
+    """:func:`forward` with the compiled sparse product (CSR ``X``).
+
+    Returns logits as a (n, g, B) view and the hidden activations (or None).
+    """
+    if not sp.issparse(X):
+        return forward(X.astype(DTYPE, copy=False), params, n_buckets, hidden)
+    X = X.tocsr()
+    n = X.shape[0]
+    fwd = _k.sparse_forward_parallel if parallel else _k.sparse_forward
+    W, b = params[0], params[1]
+    out = np.empty((n, W.shape[1]), DTYPE)
+    fwd(*_csr_parts(X), W, b, hidden > 0, out)
+    if hidden == 0:
+        return out.reshape(n, -1, n_buckets), None
+    W2, b2 = params[2], params[3]
+    Ag = out.reshape(n, -1, hidden).transpose(1, 0, 2)  # (g, n, H)
+    Zg = np.matmul(Ag, W2)  # (g, n, B)
+    Zg += b2[:, None, :]
+    return Zg.transpose(1, 0, 2), out
+
+
+def step_kernels(Xb, params, opt, targets, scale, cfg, active):
+    """One Adam step with the compiled kernels; returns the loss per repetition."""
+    B, H = cfg.n_buckets, cfg.hidden_layer_size
+    tptr, tcol, tval = targets
+    g = len(active)
+    nb = Xb.shape[0]
+    lval = np.zeros(g)
+    Z, A = forward_fast(Xb, params, B, H)
+    _k.logits_grad(Z, tptr, tcol, tval, scale, cfg.loss == "softmax", lval)
+    opt.t += 1
+    lr = opt._step_size()
+    consts = (lr, opt.beta_1, opt.beta_2, opt.epsilon)
+    alpha = cfg.alpha_scaled
+    width = H if H else B
+    col_active = np.repeat(active, width)
+    if H == 0:
+        D = Z.reshape(nb, g * B)  # Z holds dL/dZ now
+        gb = D.sum(axis=0)
+    else:
+        W2 = params[2]
+        dZg = Z.transpose(1, 0, 2)  # (g, n, B), contiguous
+        Ag = A.reshape(nb, g, H).transpose(1, 0, 2)  # (g, n, H)
+        gW2 = np.matmul(Ag.transpose(0, 2, 1), dZg)  # (g, H, B)
+        gb2 = dZg.sum(axis=1)
+        dA = np.matmul(dZg, W2.transpose(0, 2, 1))  # (g, n, H)
+        D = dA.transpose(1, 0, 2).reshape(nb, g * H)
+        D *= A > 0
+        gb = D.sum(axis=0)
+        _k.adam_dense(W2.reshape(g, H * B), opt.ms[2].reshape(g, H * B),
+                      opt.vs[2].reshape(g, H * B), gW2.reshape(g, H * B), active, alpha, *consts)
+        _k.adam_dense(params[3], opt.ms[3], opt.vs[3], gb2, active, 0.0, *consts)
+    W, M, V = params[0], opt.ms[0], opt.vs[0]
+    if sp.issparse(Xb):
+        _k.sparse_backward_adam(*_csr_parts(Xb), D, W, M, V, col_active, alpha, *consts,
+                                opt.scratch)
+    else:
+        G = matmul_blocks(Xb.astype(DTYPE, copy=False).T, D, width)
+        _k.adam_all_rows(W, M, V, G, col_active, alpha, *consts)
+    _k.adam_dense(params[1].reshape(g, width), opt.ms[1].reshape(g, width),
+                  opt.vs[1].reshape(g, width), gb.reshape(g, width), active, 0.0, *consts)
+    return lval
+
+
+def step_reference(Xb, y_b, buckets_of, params, opt, weights, cfg, active):
+    """The NumPy reference of :func:`step_kernels` (dense targets).
+
+    The same algorithm: lazy Adam on the rows of the features present in a
+    sparse batch (every row for a dense batch).
+    """
+    B, H = cfg.n_buckets, cfg.hidden_layer_size
+    g = len(active)
+    nb = Xb.shape[0]
+    Z, A = forward(Xb, params, B, H)
+    T, tw = bucket_targets(y_b, buckets_of, nb, g, B, cfg.loss)
+    lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, _combine(weights, tw))
+    masks = None if active.all() else param_masks(active, B, H)
+    if sp.issparse(Xb):
+        cols, Xl = local_columns(Xb, Xb.shape[1])
+        grads = backward(Xl, params, A, dZ, B, H, cfg.alpha_scaled, rows=cols)
+        rows = [cols] + [None] * (len(params) - 1)
+    else:
+        grads = backward(Xb, params, A, dZ, B, H, cfg.alpha_scaled)
+        rows = None
+    opt.step(grads, rows=rows, masks=masks)
+    return lval
+
+
+def batch_loss(X, y, buckets_of, params, weights, cfg, g):
+    """Weighted mean loss per repetition (validation), with the kernels."""
+    B, H = cfg.n_buckets, cfg.hidden_layer_size
+    tptr, tcol, tval, tw = sparse_targets(y, buckets_of, X.shape[0], g, B, cfg.loss)
+    scale = _scale(_combine(weights, tw), X.shape[0])
+    lval = np.zeros(g)
+    if scale is None:
+        return lval
+    Z, _ = forward_fast(X, params, B, H)
+    _k.logits_grad(np.ascontiguousarray(Z), tptr, tcol, tval, scale, cfg.loss == "softmax",
+                   lval)
+    return lval
+
+
+# --------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------
 
 def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_seeds,
-                epoch_orders, val_index=None, n_total=None):
+                epoch_orders, val_index=None, n_total=None, engine="kernels",
+                progress=None):
     """Train one group of repetitions.
 
     Parameters
     ----------
-    X : CSR matrix or ndarray (float32), training rows only
+    X : CSR matrix or ndarray (float32 or float64), training rows only
     y : ndarray of int or CSR indicator, aligned with X
     sample_weight : ndarray or None
     buckets_of : callable
@@ -291,6 +455,10 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
         The minibatch order of each epoch (shared by all repetitions).
     val_index : ndarray or None
         Rows of ``X`` held out for early stopping (not in ``epoch_orders``).
+    engine : {"kernels", "reference"}
+        The compiled kernels, or the NumPy reference they are tested against.
+    progress : callable or None
+        Called as ``progress(g, loss)`` after each epoch (a progress bar).
 
     Returns
     -------
@@ -300,21 +468,21 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
     g = len(rep_seeds)
     B, H = cfg.n_buckets, cfg.hidden_layer_size
     n_features = X.shape[1]
-    sparse_X = sp.issparse(X)
     if params is None:
         params = init_params(n_features, B, H, rep_seeds)
     opt = AdamOptimizer(params, learning_rate=cfg.learning_rate)
     if opt_state is not None:
         opt.ms, opt.vs, opt.t = opt_state["ms"], opt_state["vs"], opt_state["t"]
+    opt.scratch = np.zeros(n_features, dtype=np.int64)
     n_fit = len(epoch_orders[0]) if epoch_orders else 0
-    alpha_scaled = cfg.alpha / max(1, n_total if n_total else n_fit)
+    cfg = dataclasses.replace(cfg, alpha_scaled=cfg.alpha / max(1, n_total if n_total else n_fit))
+    if engine == "reference" and sp.issparse(X):
+        X = X.astype(DTYPE)
 
     if val_index is not None:
         Xv = X[val_index]
         yv = y[val_index]
         wv = None if sample_weight is None else sample_weight[val_index]
-        Tv, tw = bucket_targets(yv, buckets_of, Xv.shape[0], g, B, cfg.loss)
-        wv = _combine(wv, tw)
 
     active = np.ones(g, dtype=bool)
     best = np.full(g, np.inf)
@@ -327,22 +495,17 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
         seen = 0.0
         for _, Xb, yb, wbatch in _minibatches(X, y, sample_weight, order, cfg.batch_size):
             nb = Xb.shape[0]
-            Z, A = forward(Xb, params, B, H)
-            T, tw = bucket_targets(yb, buckets_of, nb, g, B, cfg.loss)
-            wb = _combine(wbatch, tw)
-            lval, dZ = loss_and_grad_logits(Z, T, cfg.loss, wb)
-            cols = local_columns(Xb, n_features) if sparse_X else None
-            if cols is not None and len(cols[0]) <= n_features // 2:
-                # Few features in this batch: lazy Adam on their rows only.
-                grads = backward(cols[1], params, A, dZ, B, H, alpha_scaled, rows=cols[0])
-                rows = [cols[0]] + [None] * (len(params) - 1)
+            if engine == "reference":
+                lval = step_reference(Xb, yb, buckets_of, params, opt, wbatch, cfg, active)
+                _, tw = bucket_targets(yb, buckets_of, nb, g, B, cfg.loss) if sp.issparse(yb) \
+                    else (None, None)
             else:
-                # Most rows are touched anyway: a dense step is cheaper than
-                # gathering and scattering them.
-                grads = backward(Xb, params, A, dZ, B, H, alpha_scaled)
-                rows = None
-            opt.step(grads, rows=rows,
-                     masks=None if active.all() else param_masks(active, B, H))
+                tptr, tcol, tval, tw = sparse_targets(yb, buckets_of, nb, g, B, cfg.loss)
+                scale = _scale(_combine(wbatch, tw), nb)
+                if scale is None:  # nothing in this batch counts
+                    continue
+                lval = step_kernels(Xb, params, opt, (tptr, tcol, tval), scale, cfg, active)
+            wb = _combine(wbatch, tw)
             bw = nb if wb is None else float(wb.sum())
             epoch_loss += lval * bw
             seen += bw
@@ -350,8 +513,7 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
         curves.append(epoch_loss)
         n_iter += active
         if val_index is not None:
-            Zv, _ = forward(Xv, params, B, H)
-            vloss, _ = loss_and_grad_logits(Zv, Tv, cfg.loss, wv)
+            vloss = batch_loss(Xv, yv, buckets_of, params, wv, cfg, g)
             val_curves.append(vloss)
             crit = vloss
         else:
@@ -362,6 +524,8 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
             _copy_reps(best_params, params, improved & active, B, H)
         best = np.where(improved, np.minimum(best, crit), best)
         active &= no_improve < cfg.n_iter_no_change
+        if progress is not None:
+            progress(g, float(np.mean(epoch_loss)))
         if not active.any():
             break
     if best_params is not None:
@@ -409,6 +573,10 @@ def _copy_reps(dst, src, which, n_buckets, hidden):
 
 
 def predict_buckets(X, params, n_buckets, hidden, loss):
-    """Bucket probabilities (n, R, B) of the repetitions in ``params``."""
-    Z, _ = forward(X, params, n_buckets, hidden)
+    """Bucket probabilities (n, R, B) of the repetitions in ``params``.
+
+    Sparse products run on the compiled kernel, parallel over rows (on the
+    threads set by :func:`skmach._kernels.numba_threads`).
+    """
+    Z, _ = forward_fast(X, params, n_buckets, hidden, parallel=True)
     return output_probabilities(Z, loss)

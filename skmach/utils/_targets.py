@@ -94,7 +94,8 @@ def encode_targets(y, classes=None, require_positive=True):
             raise ValueError(
                 f"y contains labels not in classes: {np.unique(y[unseen])[:10]!r}"
             )
-        encoded = order[pos]
+        # sorted, as scikit-learn's classifiers store classes_
+        classes, encoded = sorted_classes, pos
     return "multiclass", classes, encoded.astype(np.int64, copy=False)
 
 

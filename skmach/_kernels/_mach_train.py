@@ -1,0 +1,226 @@
+"""Training kernels of MACH's per-repetition model (Numba).
+
+The NumPy reference of every kernel is in :mod:`skmach.mach._repetition_model`
+(``forward``, ``loss_and_grad_logits``, ``backward`` and
+:class:`skmach._optim.AdamOptimizer`); ``skmach/_kernels/tests`` compares them
+on small cases.
+
+- :func:`sparse_forward` / :func:`sparse_forward_parallel`: ``X @ W + b``
+  (and ReLU) for a CSR ``X``, row by row, in the same order as SciPy's CSR
+  product.
+- :func:`logits_grad`: the softmax or sigmoid loss and its gradient with
+  respect to the logits, in place, from *sparse* targets (a list of
+  ``(bucket, target)`` per sample and repetition): never an
+  ``n x R x B`` target array.
+- :func:`sparse_backward_adam`: ``X.T @ D`` restricted to the features
+  present in the batch, plus the L2 term, and the Adam step on those rows,
+  in place. The batch is transposed by a counting sort (samples stay in
+  increasing order within a feature), so every row's gradient is summed in
+  the same order whatever else is in the batch. The only optimiser is this
+  *lazy* Adam: rows of features absent from a batch keep their weights and
+  moments; a dense ``X`` touches every row.
+- :func:`adam_dense`: the same Adam step on a small dense parameter.
+
+Every kernel is serial and releases the GIL: MACH trains groups of
+repetitions in joblib threads, one core each.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import PARALLEL, SERIAL
+
+
+@njit(**SERIAL)
+def _forward_row(i, indptr, indices, data, W, b, relu, out):
+    m = W.shape[1]
+    row = out[i]
+    for c in range(m):
+        row[c] = b[c]
+    for p in range(indptr[i], indptr[i + 1]):
+        x = np.float32(data[p])
+        w = W[indices[p]]
+        for c in range(m):
+            row[c] += x * w[c]
+    if relu:
+        for c in range(m):
+            if row[c] < 0:
+                row[c] = 0
+
+
+@njit(**SERIAL)
+def sparse_forward(indptr, indices, data, W, b, relu, out):
+    """``out = X @ W + b`` (then ReLU when ``relu``) for CSR ``X``; serial."""
+    for i in range(len(indptr) - 1):
+        _forward_row(i, indptr, indices, data, W, b, relu, out)
+
+
+@njit(**PARALLEL)
+def sparse_forward_parallel(indptr, indices, data, W, b, relu, out):
+    """:func:`sparse_forward`, parallel over rows (prediction)."""
+    for i in prange(len(indptr) - 1):
+        _forward_row(i, indptr, indices, data, W, b, relu, out)
+
+
+@njit(**SERIAL)
+def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
+    """Loss and gradient of the logits, in place.
+
+    Parameters
+    ----------
+    Z : float32 array of shape (n, g, B)
+        Logits; overwritten with ``dL/dZ`` of the weighted mean loss.
+    tptr : int64 array of shape (n * g + 1,)
+        Targets of sample ``i`` in repetition ``r`` are entries
+        ``tptr[i * g + r]:tptr[i * g + r + 1]`` of ``tcol`` (bucket) and
+        ``tval`` (target value; distinct buckets).
+    scale : float32 array of shape (n,)
+        Weight of each sample divided by the sum of weights.
+    softmax : bool
+        Softmax cross-entropy (targets sum to 1; a sample without targets
+        contributes nothing), else binary cross-entropy with logits.
+    loss_out : float64 array of shape (g,)
+        The weighted mean loss of each repetition is added to it.
+    """
+    n, g, B = Z.shape
+    for i in range(n):
+        s = scale[i]
+        for r in range(g):
+            z = Z[i, r]
+            q0 = tptr[i * g + r]
+            q1 = tptr[i * g + r + 1]
+            if softmax:
+                if q1 == q0:
+                    for c in range(B):
+                        z[c] = 0
+                    continue
+                mx = z[0]
+                for c in range(1, B):
+                    if z[c] > mx:
+                        mx = z[c]
+                tot = 0.0
+                for c in range(B):
+                    tot += np.exp(z[c] - mx)
+                lse = mx + np.log(tot)
+                lval = 0.0
+                for q in range(q0, q1):
+                    lval += tval[q] * (lse - z[tcol[q]])
+                for c in range(B):
+                    z[c] = s * np.exp(z[c] - lse)
+                for q in range(q0, q1):
+                    z[tcol[q]] -= s * tval[q]
+            else:
+                lval = 0.0
+                for q in range(q0, q1):
+                    lval -= tval[q] * z[tcol[q]]
+                for c in range(B):
+                    v = z[c]
+                    e = np.exp(-abs(v))
+                    lval += max(v, 0.0) + np.log1p(e)
+                    z[c] = s * (1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e))
+                for q in range(q0, q1):
+                    z[tcol[q]] -= s * tval[q]
+            loss_out[r] += s * lval
+
+
+@njit(**SERIAL)
+def _adam_row(w, mrow, vrow, grad, col_active, alpha, lr, b1, b2, eps):
+    for c in range(w.shape[0]):
+        if col_active[c]:
+            gr = grad[c] + alpha * w[c]
+            mm = b1 * mrow[c] + (1.0 - b1) * gr
+            vv = b2 * vrow[c] + (1.0 - b2) * gr * gr
+            mrow[c] = mm
+            vrow[c] = vv
+            w[c] -= lr * mm / (np.sqrt(vv) + eps)
+
+
+@njit(**SERIAL)
+def sparse_backward_adam(indptr, indices, data, D, W, M, V, col_active, alpha, lr,
+                         b1, b2, eps, slot):
+    """Lazy Adam step on the rows of ``W`` whose feature is in the batch.
+
+    The gradient of row ``j`` is ``sum_i X[i, j] * D[i, :] + alpha * W[j]``
+    over the batch's samples ``i`` in increasing order.
+
+    Parameters
+    ----------
+    indptr, indices, data : CSR arrays of the batch (n rows)
+    D : float32 array of shape (n, m)
+        Gradient of the loss with respect to ``X @ W``.
+    W, M, V : float32 arrays of shape (n_features, m)
+        Weights and Adam moments, updated in place.
+    col_active : bool array of shape (m,)
+        Columns that move (frozen repetitions are False).
+    alpha, lr, b1, b2, eps : float
+        L2 factor, Adam step size (bias correction included) and constants.
+    slot : int64 array of shape (n_features,)
+        Scratch, all zero on entry; left all zero.
+
+    Returns
+    -------
+    n_touched : int
+        Number of rows updated.
+    """
+    n = len(indptr) - 1
+    m = D.shape[1]
+    nnz = indptr[n] - indptr[0]
+    touched = np.empty(nnz, np.int64)
+    nt = 0
+    # slot[j]: number of entries of feature j (first pass)
+    for p in range(indptr[0], indptr[n]):
+        j = indices[p]
+        if slot[j] == 0:
+            touched[nt] = j
+            nt += 1
+        slot[j] += 1
+    off = np.empty(nt + 1, np.int64)
+    off[0] = 0
+    for t in range(nt):
+        j = touched[t]
+        off[t + 1] = off[t] + slot[j]
+        slot[j] = t + 1  # now slot + 1
+    fill = np.zeros(nt, np.int64)
+    rows = np.empty(nnz, np.int64)
+    vals = np.empty(nnz, np.float32)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            t = slot[indices[p]] - 1
+            q = off[t] + fill[t]
+            rows[q] = i
+            vals[q] = data[p]
+            fill[t] += 1
+    acc = np.empty(m, np.float32)
+    for t in range(nt):
+        j = touched[t]
+        slot[j] = 0
+        for c in range(m):
+            acc[c] = 0
+        for q in range(off[t], off[t + 1]):
+            x = vals[q]
+            d = D[rows[q]]
+            for c in range(m):
+                acc[c] += x * d[c]
+        _adam_row(W[j], M[j], V[j], acc, col_active, alpha, lr, b1, b2, eps)
+    return nt
+
+
+@njit(**SERIAL)
+def adam_dense(P, M, V, G, row_active, alpha, lr, b1, b2, eps):
+    """Adam step on a 2-D parameter whose row ``r`` belongs to repetition ``r``.
+
+    ``P``, ``M``, ``V``, ``G`` have shape (g, size); rows where
+    ``row_active`` is False are frozen. ``alpha`` adds ``alpha * P`` to the
+    gradient (0 for biases).
+    """
+    ones = np.ones(P.shape[1], np.bool_)
+    for r in range(P.shape[0]):
+        if row_active[r]:
+            _adam_row(P[r], M[r], V[r], G[r], ones, alpha, lr, b1, b2, eps)
+
+
+@njit(**SERIAL)
+def adam_all_rows(W, M, V, G, col_active, alpha, lr, b1, b2, eps):
+    """Adam step on every row of ``W`` (dense inputs touch every feature)."""
+    for j in range(W.shape[0]):
+        _adam_row(W[j], M[j], V[j], G[j], col_active, alpha, lr, b1, b2, eps)
