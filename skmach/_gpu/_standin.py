@@ -30,6 +30,7 @@ Examples
 """
 
 import contextlib
+import importlib.machinery
 import re
 import sys
 import types
@@ -216,6 +217,7 @@ def make_modules():
     cp.__doc__ = "skmach NumPy-backed stand-in for CuPy (tests only)"
     cp.__version__ = "0.0.standin"
     cp.__skmach_standin__ = True
+    cp.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
     cp.ndarray = ndarray
     cp.RawModule = RawModule
     cp.ElementwiseKernel = ElementwiseKernel
@@ -252,6 +254,8 @@ def make_modules():
             return _wrap(obj(*_unwrap(args), **_unwrap(kwargs)))
 
         f.__name__ = name
+        if name in ("argsort", "sort"):  # CuPy sorts are stable (radix sort)
+            return lambda a, axis=-1: f(a, axis=axis, kind="stable")
         return f
 
     cp.__getattr__ = __getattr__
