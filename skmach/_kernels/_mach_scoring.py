@@ -277,7 +277,8 @@ def _topk_candidates_kernel(V, table, a, b, use_table, nb, inv_ptr, inv_cls, m, 
                             for rr in range(1, R):
                                 s += V[i, rr, hb[rr]]
                             s = s * inv_r
-                        size = _push(vals, idx, size, s, x)
+                        if size < k or not s < vals[0]:
+                            size = _push(vals, idx, size, s, x)
             # bound on every non-candidate class, computed as its key would be
             u = thr[0]
             for r in range(1, R):
@@ -416,7 +417,8 @@ def stack_inverted(inverted):
     return ptr, cls
 
 
-def topk_candidates(V, hash_arrays_, inverted, n_top_buckets, k, aggregation, *, chunk=32):
+def topk_candidates(V, hash_arrays_, inverted, n_top_buckets, k, aggregation, *, chunk=32,
+                    widen=4):
     """Top-k by candidates with a proof, exact scoring where the proof fails.
 
     Parameters
@@ -431,13 +433,19 @@ def topk_candidates(V, hash_arrays_, inverted, n_top_buckets, k, aggregation, *,
         Buckets taken per repetition, ``c >= 1``.
     k : int
     aggregation : {"mean", "logmean", "min"}
+    chunk : int
+        Samples per parallel task.
+    widen : int, default=4
+        Samples the bound cannot settle are tried once more with
+        ``widen * n_top_buckets`` buckets (while those candidates stay under
+        half the classes) before exact scoring.
 
     Returns
     -------
     keys : ndarray of shape (n, k)
     indices : ndarray of shape (n, k), int64
     fallback : ndarray of shape (n,), bool
-        Samples the bound could not settle (scored exactly instead).
+        Samples that no candidate pass could settle, scored exactly.
 
     Examples
     --------
@@ -464,8 +472,17 @@ def topk_candidates(V, hash_arrays_, inverted, n_top_buckets, k, aggregation, *,
     table, a, b, use_table, nb = hash_arrays_
     _topk_candidates_kernel(V, table, a, b, use_table, nb, inv_ptr, inv_cls, m,
                             AGG_CODES[aggregation], _inv_r(V), int(chunk), keys, idx, ok)
-    fallback = ~ok
-    rows = np.flatnonzero(fallback)
+    rows = np.flatnonzero(~ok)
+    m2 = m * int(widen)
+    if len(rows) and widen > 1 and m < B and R * m2 <= B // 2:
+        # the bound failed: one more try with wider candidates on those rows
+        k2, i2, f2 = topk_candidates(np.ascontiguousarray(V[rows]), hash_arrays_,
+                                     (inv_ptr, inv_cls), m2, k, aggregation, chunk=chunk,
+                                     widen=1)
+        keys[rows], idx[rows] = k2, i2
+        rows = rows[f2]
+    fallback = np.zeros(n, dtype=bool)
+    fallback[rows] = True
     if len(rows):
         keys[rows] = -np.inf
         idx[rows] = -1

@@ -104,3 +104,39 @@ def test_permutation_family_is_a_bijection():
     h = PermutationFamily(6, 3, np.random.default_rng(0))
     for r in range(3):
         assert sorted(h.buckets()[r].tolist()) == list(range(6))
+
+
+def test_compiled_twin_matches_numpy_hash():
+    from skmach._hashing._universal import (
+        mas_bucket,
+        multiply_add_shift,
+        multiply_add_shift_compiled,
+    )
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2**64, size=6, dtype=np.uint64, endpoint=False)
+    b = rng.integers(0, 2**64, size=6, dtype=np.uint64, endpoint=False)
+    a[0], b[0] = np.uint64(2**64 - 1), np.uint64(2**64 - 1)  # maximal wrap-around
+    c = np.concatenate([np.arange(500), MAX_CLASSES - 1 - np.arange(500),
+                        rng.integers(0, MAX_CLASSES, size=500)])
+    for B in (2, 3, 1000, 4096, 2**31):
+        want = multiply_add_shift(c.astype(np.uint64), a[:, None], b[:, None], B)
+        np.testing.assert_array_equal(multiply_add_shift_compiled(c, a, b, B), want)
+        assert int(mas_bucket(np.uint64(c[-1]), a[1], b[1], np.uint64(B))) == want[1, -1]
+    fam = UniversalHashFamily(1000, 37, 6, rng, distinct=False)
+    np.testing.assert_array_equal(
+        multiply_add_shift_compiled(np.arange(1000), fam.a, fam.b, 37), fam.buckets())
+
+
+def test_compiled_twin_rejects_bad_input():
+    from skmach._hashing._universal import multiply_add_shift_compiled
+
+    a = np.ones(2, dtype=np.uint64)
+    with pytest.raises(ValueError, match="class indices"):
+        multiply_add_shift_compiled(np.array([-1]), a, a, 8)
+    with pytest.raises(ValueError, match="class indices"):
+        multiply_add_shift_compiled(np.array([MAX_CLASSES]), a, a, 8)
+    with pytest.raises(ValueError, match="n_buckets"):
+        multiply_add_shift_compiled(np.arange(3), a, a, 0)
+    with pytest.raises(ValueError, match="same length"):
+        multiply_add_shift_compiled(np.arange(3), a, a[:1], 8)

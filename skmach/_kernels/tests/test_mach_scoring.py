@@ -211,3 +211,17 @@ def test_default_candidate_buckets():
     assert default_candidate_buckets(24288, 1024, 8) == 8
     assert default_candidate_buckets(24288, 256, 8) is None  # candidates = K / 4
     assert default_candidate_buckets(1000, 1024, 8) is None
+
+
+def test_widening_settles_samples_the_first_pass_cannot():
+    rng = np.random.default_rng(6)
+    fam, B = _family("universal", 2000, 64, 4)
+    P = _peaked(fam, 40, B, rng, noise=0.1)
+    inv = [fam.inverted_index(r) for r in range(4)]
+    V = prepare_values(P, "logmean")
+    h = hash_arrays(fam, B)
+    _, idx1, fb1 = topk_candidates(V, h, inv, 2, 5, "logmean", widen=1)
+    _, idx4, fb4 = topk_candidates(V, h, inv, 2, 5, "logmean", widen=4)
+    assert fb4.sum() < fb1.sum()
+    np.testing.assert_array_equal(idx1, idx4)
+    np.testing.assert_array_equal(idx4, topk_exact(V, h, 2000, 5, "logmean")[1])

@@ -95,3 +95,75 @@ def test_candidate_topk_matches_exact_scores_of_candidates(problem):
         c = flat[indptr[i]:indptr[i + 1]]
         order = c[np.lexsort((c, -full[i, c]))][:3]
         np.testing.assert_array_equal(idx[i], order)
+
+
+# ------------------------------------------------ compiled dispatch
+from skmach._hashing import PermutationFamily  # noqa: E402
+from skmach._kernels._mach_scoring import stack_inverted  # noqa: E402
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("perm", [False, True])
+def test_compiled_topk_equals_numpy_reference(problem, aggregation, perm):
+    P, fam, K = problem
+    if perm:
+        fam = PermutationFamily(K, P.shape[1], np.random.default_rng(2))
+        P = np.random.default_rng(3).dirichlet(np.ones(K), size=(6, P.shape[1])).astype(np.float32)
+    a_idx, a_val = topk_classes(P, fam, K, 7, aggregation)
+    b_idx, b_val = topk_classes(P, fam, K, 7, aggregation, method="numpy")
+    np.testing.assert_array_equal(a_idx, b_idx)
+    np.testing.assert_array_equal(a_val, b_val)
+    full = class_scores(P, fam, np.arange(K), aggregation)  # reported scores
+    np.testing.assert_allclose(a_val, np.take_along_axis(full, a_idx, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_exact_candidate_scoring_equals_exact(problem, aggregation, c):
+    P, fam, K = problem
+    inv = [fam.inverted_index(r) for r in range(fam.n_repetitions)]
+    for inverted in (inv, stack_inverted(inv)):
+        idx, val, fb = topk_classes(P, fam, K, 4, aggregation, n_candidate_buckets=c,
+                                    inverted=inverted, return_fallback=True)
+        ref_idx, ref_val = topk_classes(P, fam, K, 4, aggregation)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(val, ref_val)
+        assert fb.shape == (P.shape[0],) and fb.dtype == bool
+
+
+def test_threads_do_not_change_the_result(problem):
+    P, fam, K = problem
+    P = np.repeat(P, 50, axis=0)
+    inv = [fam.inverted_index(r) for r in range(fam.n_repetitions)]
+    one = topk_classes(P, fam, K, 5, "logmean", n_jobs=1)
+    two = topk_classes(P, fam, K, 5, "logmean", n_jobs=2)
+    cand = topk_classes(P, fam, K, 5, "logmean", n_jobs=2, n_candidate_buckets=2, inverted=inv)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[0], cand[0])
+
+
+def test_no_samples(problem):
+    P, fam, K = problem
+    idx, val = topk_classes(P[:0], fam, K, 3)
+    assert idx.shape == (0, 3) and val.shape == (0, 3)
+
+
+def test_topk_classes_rejects_bad_input(problem):
+    P, fam, K = problem
+    with pytest.raises(ValueError, match="k must be"):
+        topk_classes(P, fam, K, K + 1)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        topk_classes(P, fam, K, True)
+    with pytest.raises(ValueError, match="aggregation"):
+        topk_classes(P, fam, K, 2, "median")
+    with pytest.raises(ValueError, match="inverted"):
+        topk_classes(P, fam, K, 2, n_candidate_buckets=2)
+    with pytest.raises(ValueError, match="n_classes"):
+        topk_classes(P, fam, K + 1, 2)
+    with pytest.raises(ValueError, match="repetitions"):
+        topk_classes(P[:, :2], fam, K, 2)
+    bad = P.copy()
+    bad[0, 0, 0] = np.nan
+    for method in ("auto", "numpy"):
+        with pytest.raises(ValueError, match="NaN"):
+            topk_classes(bad, fam, K, 2, method=method)
