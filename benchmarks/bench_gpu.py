@@ -85,7 +85,7 @@ def _time_gpu(f, repeat):
     return best
 
 
-def bench_scoring(args, bw_gbps):
+def bench_scoring(args, bw_gbps, on_case=None):
     import cupy
 
     from skmach._gpu import hash_arguments, topk_classes_gpu
@@ -122,18 +122,32 @@ def bench_scoring(args, bw_gbps):
             "speedup_per_sample": (t_cpu / m) / (t / n),
             "same_topk_as_cpu": same,
         })
+        bw = f"{bw_gbps:.0f} GB/s" if bw_gbps else "unknown"
         print(f"[scoring] {agg}: {scores / t:.3e} class scores/s, gather {gather_bytes / t / 1e9:.0f} GB/s"
-              f" (DRAM roofline {bw_gbps:.0f} GB/s), x{rows[-1]['speedup_per_sample']:.1f} vs CPU,"
+              f" (DRAM roofline {bw}), x{rows[-1]['speedup_per_sample']:.1f} vs CPU,"
               f" same top-k: {same}", flush=True)
+        if on_case is not None:
+            on_case(rows)
     return rows
 
 
 def _uses_gpu_module(module):
-    """Whether an estimator module calls skmach._gpu (device='cuda' is wired)."""
+    """Whether an estimator module imports skmach._gpu (device='cuda' is wired).
+
+    Looks at the module's imports, not its text (a docstring may name _gpu).
+    """
+    import ast
+
     try:
-        return "_gpu" in inspect.getsource(module)
-    except (OSError, TypeError):
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
         return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and "_gpu" in node.module:
+            return True
+        if isinstance(node, ast.Import) and any("_gpu" in a.name for a in node.names):
+            return True
+    return False
 
 
 def _load_debian(n):
@@ -231,7 +245,7 @@ def to_markdown(res):
     lines = [f"# GPU benchmark ({res['device'].get('name') or res['device'].get('nvidia_smi')})", "",
              f"Command: `{res['command']}`", "",
              f"nvidia-smi: {res['device'].get('nvidia_smi')}; memory bandwidth roofline "
-             f"{res['device'].get('bandwidth_GBps', float('nan')):.0f} GB/s", "",
+             f"{res['device'].get('bandwidth_GBps') or float('nan'):.0f} GB/s", "",
              "## (a) Bucket scoring fused with top-k", "",
              "| aggregation | n x K | R | B | k | GPU s | class scores/s | gather GB/s | "
              "gather / DRAM roofline | DRAM GB/s | speed-up per sample vs CPU | same top-k |",
@@ -274,34 +288,67 @@ def main(argv=None):
     p.add_argument("--mach-epochs", type=int, default=3)
     p.add_argument("--mnist-n", type=int, default=10000)
     p.add_argument("--mnist-epochs", type=int, default=2)
+    p.add_argument("--dry-run", action="store_true",
+                   help="no GPU: run the scoring case on the NumPy stand-in for CuPy, tiny sizes")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds; cases that would start after it are skipped")
     p.add_argument("--skip-estimators", action="store_true")
     p.add_argument("--prefix", default="gpu_bench", help="results/<prefix>.{json,md}")
     args = p.parse_args(argv)
 
+    import contextlib
+
     from skmach._device import cuda_available
 
+    t_start = time.perf_counter()
     res = {"command": shlex.join([sys.executable] + sys.argv), "args": vars(args),
-           "device": device_info()}
-    if not cuda_available():
-        print("skipped: no CuPy or no CUDA device")
-        res["skipped"] = "no CuPy or no CUDA device"
-    else:
+           "device": device_info() if not args.dry_run else {"name": "dry-run stand-in"}}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def save():  # rewritten after each case: a time-out keeps what finished
+        (RESULTS / f"{args.prefix}.json").write_text(json.dumps(res, indent=2, default=str))
+
+    save()
+    ctx = contextlib.nullcontext()
+    if args.dry_run:
+        from skmach._gpu._standin import installed
+
+        ctx = installed()
+        args.n_samples, args.n_classes, args.n_buckets, args.repeat = 8, 2000, 32, 1
+        args.n_repetitions, args.cpu_samples, args.skip_estimators = 4, 4, True
+    with ctx:
+        if not cuda_available():
+            print("FAILED: no CuPy or no CUDA device")
+            res["error"] = "no CuPy or no CUDA device"
+            save()
+            return 1
         bw = res["device"].get("bandwidth_GBps")
-        res["scoring"] = bench_scoring(args, bw)
+
+        def on_case(rows):
+            res["scoring"] = rows
+            save()
+
+        res["scoring"] = bench_scoring(args, bw, on_case)
+        save()
         if not args.skip_estimators:
             for key, fn in (("mach", bench_mach), ("lsh_mlp", bench_lsh_mlp)):
-                try:
-                    res[key] = fn(args)
-                except Exception as exc:  # noqa: BLE001
-                    res[key] = {"skipped": f"{type(exc).__name__}: {exc}"}
-                if "skipped" in res[key]:
-                    print(f"[{key}] skipped: {res[key]['skipped']}", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.prefix}.json").write_text(json.dumps(res, indent=2, default=str))
-    if "skipped" not in res:
-        (RESULTS / f"{args.prefix}.md").write_text(to_markdown(res))
+                if args.time_budget and time.perf_counter() - t_start > args.time_budget / 2:
+                    res[key] = {"skipped": "time budget"}
+                else:
+                    try:
+                        res[key] = fn(args)
+                    except Exception as exc:  # noqa: BLE001
+                        res[key] = {"skipped": f"{type(exc).__name__}: {exc}"}
+                print(f"[{key}] {res[key].get('skipped', 'done')}", flush=True)
+                save()
+    (RESULTS / f"{args.prefix}.md").write_text(to_markdown(res))
     print(f"wrote {RESULTS / args.prefix}.json")
+    bad = [r["aggregation"] for r in res["scoring"] if not r["same_topk_as_cpu"]]
+    if bad:
+        print(f"FAILED: top-k differs from the CPU for {bad}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
