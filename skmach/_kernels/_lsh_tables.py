@@ -32,6 +32,10 @@ from numba import njit, prange
 
 from . import PARALLEL, SERIAL
 
+# numpy's error model (no zero-division checks) lets LLVM vectorise the loops
+SERIAL = {**SERIAL, "error_model": "numpy"}
+PARALLEL = {**PARALLEL, "error_model": "numpy"}
+
 SEL_TOPK, SEL_UNION, SEL_THRESHOLD, SEL_SAMPLE = 0, 1, 2, 3
 SELECTIONS = {"topk": SEL_TOPK, "union": SEL_UNION, "threshold": SEL_THRESHOLD,
               "sample": SEL_SAMPLE}

@@ -30,8 +30,13 @@ from numba import njit, prange
 
 from . import PARALLEL, SERIAL
 
+# numpy's error model (no zero-division checks) lets LLVM vectorise the loops
+SERIAL = {**SERIAL, "error_model": "numpy"}
+PARALLEL = {**PARALLEL, "error_model": "numpy"}
+
 #: parallel kernels whose inner loops are reductions (vectorised by LLVM)
 _FAST = {**PARALLEL, "fastmath": True}
+_FAST_SERIAL = {**SERIAL, "fastmath": True}
 
 
 def _chunks(n, n_chunks):
@@ -214,15 +219,16 @@ def inverse_map(s, e, ind, n_rows):
 # --------------------------------------------------------------------------
 # Adam (in place)
 # --------------------------------------------------------------------------
-@njit(**SERIAL)
+@njit(**_FAST_SERIAL)
 def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps):
+    Pr, Mr, Vr = P[r], M[r], V[r]
     for j in range(P.shape[1]):
-        gj = g[j] + alpha * P[r, j]
-        m = b1 * M[r, j] + (1 - b1) * gj
-        v = b2 * V[r, j] + (1 - b2) * gj * gj
-        M[r, j] = m
-        V[r, j] = v
-        P[r, j] -= lr_t * m / (np.sqrt(v) + eps)
+        gj = g[j] + alpha * Pr[j]
+        m = b1 * Mr[j] + (1 - b1) * gj
+        v = b2 * Vr[j] + (1 - b2) * gj * gj
+        Mr[j] = m
+        Vr[j] = v
+        Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
 
 
 @njit(**_FAST)
@@ -246,10 +252,10 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
             gb = np.float32(0.0)
             for u in range(rptr[t], rptr[t + 1]):
                 a = coef[rpos[u]]
-                i = rsam[u]
+                Di = D[rsam[u]]
                 gb += a
                 for j in range(k):
-                    g[j] += a * D[i, j]
+                    g[j] += a * Di[j]
             _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps)
             if has_bias:
                 m = b1 * Mb[r] + (1 - b1) * gb

@@ -136,3 +136,55 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="device"):
         LSHSparseMLPClassifier(device="cuda").fit(X, y)
 
+
+
+def test_same_model_whatever_n_jobs():
+    X, y = _blobs(n=120)
+    kw = {**SMALL, "n_epochs": 2, "lsh_layers": "all", "active_budget": 2}
+    a = LSHSparseMLPClassifier(**kw, n_jobs=1).fit(X, y)
+    b = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
+    for la, lb in zip(a._net.layers, b._net.layers):
+        np.testing.assert_array_equal(la.W, lb.W)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_retrieval_is_sublinear_and_costs_are_reported():
+    X, y = _blobs(n=300, d=20, k=3)
+    clf = LSHSparseMLPClassifier(hidden_layer_sizes=(2000,), lsh_layers="hidden", n_bits=4,
+                                 n_tables=10, active_budget=0.02, n_epochs=2,
+                                 random_state=0).fit(X, y)
+    # bucket entries examined per sample: far fewer than the 2000 neurons
+    assert 0 < clf.candidates_per_sample_[0] < 0.5 * 2000
+    assert clf.candidates_per_sample_[1] == 3  # dense layer: every neuron
+    assert clf.active_fraction_[0] <= 0.02 + 1e-12
+    t = clf.time_breakdown_
+    assert set(t) >= {"hashing", "retrieval", "forward", "backward", "update", "rebuild"}
+    assert t["hashing"] > 0 and t["retrieval"] > 0
+    assert len(clf.epoch_cpu_times_) == len(clf.epoch_times_) == 2
+    # the cost counts hashing, retrieval and the optimiser, so it exceeds the
+    # multiply-adds of the active neurons alone
+    assert clf.training_flops_ > clf.hashing_flops_ > 0
+
+
+def test_auto_puts_lsh_on_wide_output_layers_only():
+    rng = np.random.default_rng(0)
+    X = rng.random((50, 6)).astype(np.float32)
+    few = LSHSparseMLPClassifier(hidden_layer_sizes=(16,), n_epochs=1).fit(X, np.arange(50) % 5)
+    np.testing.assert_array_equal(few.lsh_layers_, [False, False])
+    from skmach.neural_network import _lsh_mlp
+
+    many = _lsh_mlp._AUTO_MIN_OUTPUT
+    Xm = rng.random((many, 6)).astype(np.float32)
+    wide = LSHSparseMLPClassifier(hidden_layer_sizes=(16,), n_epochs=1).fit(Xm, np.arange(many))
+    np.testing.assert_array_equal(wide.lsh_layers_, [False, True])
+    assert wide.active_fraction_[1] < 1
+
+
+def test_verbose_shows_a_progress_bar_and_quiet_prints_nothing(capsys):
+    X, y = _blobs(n=64)
+    LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 2}).fit(X, y)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 2, "verbose": 1}).fit(X, y)
+    out = capsys.readouterr()
+    assert "loss" in out.err and "4/4" in out.err  # 2 epochs x 2 batches of 32

@@ -1,0 +1,297 @@
+"""Compiled LSH training kernels against their NumPy references (small cases)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skmach._hashing import DWTAHash, SimHash
+from skmach._kernels import _lsh_tables as KT
+from skmach._kernels import _lsh_train as KN
+
+B1, B2, EPS = 0.9, 0.999, 1e-8
+
+
+def _ragged(rng, n, n_cols, max_w, dtype=np.float32):
+    """Random ragged rows (distinct columns per row), as (xs, xe, xi, xv)."""
+    lens = rng.integers(0, max_w + 1, n)
+    xs = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    xe = xs + lens
+    xi = np.concatenate([rng.choice(n_cols, k, replace=False) for k in lens] or [[]])
+    xv = rng.normal(size=len(xi)).astype(dtype)
+    return xs, xe, xi.astype(np.int64), xv
+
+
+@pytest.fixture
+def case():
+    rng = np.random.default_rng(0)
+    n, n_in, n_out = 5, 9, 13
+    W = rng.normal(size=(n_out, n_in)).astype(np.float32)
+    b = rng.normal(size=n_out).astype(np.float32)
+    X = rng.normal(size=(n, n_in)).astype(np.float32)
+    s, e, ind, _ = _ragged(rng, n, n_out, 6)
+    xr = _ragged(rng, n, n_in, 4)
+    dz = rng.normal(size=len(ind)).astype(np.float32)
+    return rng, W, b, X, (s, e, ind), xr, dz
+
+
+def test_forward_kernels_match_reference(case):
+    rng, W, b, X, (s, e, ind), (xs, xe, xi, xv), _ = case
+    z = np.full(len(ind), np.nan, dtype=np.float32)
+    KN.fwd_active_dense_in(W, b, X, s, e, ind, z)
+    np.testing.assert_allclose(z, KN.fwd_active_dense_in_ref(W, b, X, s, e, ind), rtol=1e-5)
+    KN.fwd_active_ragged_in(W, b, s, e, ind, xs, xe, xi, xv, z)
+    np.testing.assert_allclose(z, KN.fwd_active_ragged_in_ref(W, b, s, e, ind, xs, xe, xi, xv),
+                               rtol=1e-5, atol=1e-6)
+    WT = np.ascontiguousarray(W.T)
+    Z = np.empty((len(xs), W.shape[0]), dtype=np.float32)
+    KN.fwd_dense_ragged_in(WT, b, xs, xe, xi, xv, Z)
+    np.testing.assert_allclose(Z, KN.fwd_dense_ragged_in_ref(WT, b, xs, xe, xi, xv), rtol=1e-5,
+                               atol=1e-6)
+    # and the dense product of the same rows
+    csr = sp.csr_matrix((xv, xi, np.r_[xs, xe[-1]]), shape=(len(xs), W.shape[1]))
+    np.testing.assert_allclose(Z, csr @ W.T + b, rtol=1e-5, atol=1e-6)
+
+
+def test_input_gradient_kernels_match_reference(case):
+    rng, W, b, X, (s, e, ind), (xs, xe, xi, xv), dz = case
+    n = X.shape[0]
+    dX = np.full_like(X, np.nan)
+    KN.dx_active_dense(W, s, e, ind, dz, dX)
+    np.testing.assert_allclose(dX, KN.dx_active_dense_ref(W, s, e, ind, dz, n), rtol=1e-5,
+                               atol=1e-6)
+    dxv = np.full_like(xv, np.nan)
+    KN.dx_active_ragged(W, s, e, ind, dz, xs, xe, xi, dxv)
+    np.testing.assert_allclose(dxv, KN.dx_active_ragged_ref(W, s, e, ind, dz, xs, xe, xi),
+                               rtol=1e-5, atol=1e-6)
+    WT = np.ascontiguousarray(W.T)
+    dZ = rng.normal(size=(n, W.shape[0])).astype(np.float32)
+    KN.dx_dense_ragged(WT, dZ, xs, xe, xi, dxv)
+    np.testing.assert_allclose(dxv, KN.dx_dense_ragged_ref(WT, dZ, xs, xe, xi), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_inverse_map_groups_slots_by_row_in_sample_order(case):
+    _, W, _, _, (s, e, ind), _, _ = case
+    rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, W.shape[0])
+    np.testing.assert_array_equal(rows, np.unique(ind))
+    for k, r in enumerate(rows):
+        pos = rpos[rptr[k]:rptr[k + 1]]
+        np.testing.assert_array_equal(pos, np.flatnonzero(ind == r))
+        sam = rsam[rptr[k]:rptr[k + 1]]
+        assert np.all(np.diff(sam) >= 0)
+        assert np.all((s[sam] <= pos) & (pos < e[sam]))
+
+
+def _dense_grad(ind, s, e, dz, D, n_rows):
+    G = np.zeros((n_rows, D.shape[1]), dtype=np.float64)
+    gb = np.zeros(n_rows)
+    for i in range(len(s)):
+        for p in range(s[i], e[i]):
+            G[ind[p]] += dz[p] * D[i]
+            gb[ind[p]] += dz[p]
+    return G, gb
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_fused_lazy_adam_matches_reference(case, ragged):
+    rng, W, b, X, (s, e, ind), (xs, xe, xi, xv), dz = case
+    if ragged:
+        D = sp.csr_matrix((xv, xi, np.r_[xs, xe[-1]]), shape=X.shape).toarray()
+    else:
+        D = X
+    M = rng.random(W.shape).astype(np.float32) * 0.1
+    V = rng.random(W.shape).astype(np.float32) * 0.1
+    Mb = np.zeros_like(b)
+    Vb = np.zeros_like(b)
+    P, Pb = W.copy(), b.copy()
+    Mk, Vk, Mbk, Vbk = M.copy(), V.copy(), Mb.copy(), Vb.copy()
+    alpha, lr = 0.01, 0.05
+    rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, W.shape[0])
+    for n_chunks in (1, 3):  # chunking must not matter
+        P, Pb = W.copy(), b.copy()
+        Mk, Vk, Mbk, Vbk = M.copy(), V.copy(), Mb.copy(), Vb.copy()
+        if ragged:
+            KN.adam_rows_ragged_src(P, Mk, Vk, Pb, Mbk, Vbk, rows, rptr, rpos, rsam, dz,
+                                    xs, xe, xi, xv, alpha, lr, B1, B2, EPS, n_chunks)
+        else:
+            KN.adam_rows_dense_src(P, Mk, Vk, Pb, Mbk, Vbk, rows, rptr, rpos, rsam, dz, X,
+                                   alpha, lr, B1, B2, EPS, n_chunks)
+        if n_chunks == 1:
+            first = P.copy()
+        else:
+            np.testing.assert_array_equal(P, first)
+    G, gb = _dense_grad(ind, s, e, dz, D, W.shape[0])
+    Pr, Mr, Vr = W[rows].astype(np.float64), M[rows].astype(np.float64), V[rows].astype(np.float64)
+    KN.adam_ref(Pr, G[rows], Mr, Vr, alpha, lr, B1, B2, EPS)
+    np.testing.assert_allclose(P[rows], Pr, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(Mk[rows], Mr, rtol=1e-4, atol=1e-6)
+    bref, mb, vb = b[rows].astype(np.float64), Mb[rows].astype(np.float64), Vb[rows] * 1.0
+    KN.adam_ref(bref, gb[rows], mb, vb, 0.0, lr, B1, B2, EPS)
+    np.testing.assert_allclose(Pb[rows], bref, rtol=1e-4, atol=1e-6)
+    untouched = np.setdiff1d(np.arange(W.shape[0]), rows)
+    assert len(untouched)
+    np.testing.assert_array_equal(P[untouched], W[untouched])
+    np.testing.assert_array_equal(Vk[untouched], V[untouched])
+
+
+def test_dense_adam_matches_reference():
+    rng = np.random.default_rng(1)
+    P = rng.normal(size=(4, 6)).astype(np.float32)
+    G = rng.normal(size=P.shape).astype(np.float32)
+    M, V = np.zeros_like(P), np.zeros_like(P)
+    Pr, Mr, Vr = P.astype(np.float64), M * 1.0, V * 1.0
+    KN.adam_dense(P, G, M, V, 0.1, 0.01, B1, B2, EPS)
+    KN.adam_ref(Pr, G, Mr, Vr, 0.1, 0.01, B1, B2, EPS)
+    np.testing.assert_allclose(P, Pr, rtol=1e-5)
+    np.testing.assert_allclose(V, Vr, rtol=1e-5)
+
+
+def test_softmax_cross_entropy_kernels_match_reference():
+    rng = np.random.default_rng(2)
+    Z = rng.normal(size=(4, 7)).astype(np.float32)
+    pptr = np.array([0, 1, 3, 3, 4])  # row 2 has no label: no loss, no gradient
+    plab = np.array([2, 0, 5, 6])
+    dZ = np.empty_like(Z)
+    loss = np.empty(4)
+    KN.softmax_ce_dense(Z, pptr, plab, 0.5, dZ, loss)
+    lref, dref = KN.softmax_ce_dense_ref(Z.astype(np.float64), pptr, plab)
+    np.testing.assert_allclose(loss, lref, rtol=1e-5)
+    np.testing.assert_allclose(dZ, 0.5 * dref, rtol=1e-4, atol=1e-7)
+    assert loss[2] == 0 and np.all(dZ[2] == 0)
+    # the active version over every slot, labels forced, is the same thing
+    s = np.arange(4) * 7
+    e = s + 7
+    forced = np.zeros(28, dtype=np.bool_)
+    for i in range(4):
+        forced[s[i] + plab[pptr[i]:pptr[i + 1]]] = True
+    dz = np.empty(28, dtype=np.float32)
+    la = np.empty(4)
+    KN.softmax_ce_active(s, e, Z.ravel(), forced, 0.5, dz, la)
+    np.testing.assert_allclose(la, lref, rtol=1e-5)
+    np.testing.assert_allclose(dz.reshape(4, 7), 0.5 * dref, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.3, 0.02])
+def test_dwta_kernels_match_reference(density):
+    rng = np.random.default_rng(3)
+    n, d = 20, 40
+    fam = DWTAHash(d + 1, n_bits=3, n_tables=6, random_state=rng)
+    X = (rng.random((n, d)) * (rng.random((n, d)) < density)).astype(np.float32)
+    X[0] = 0  # only the bias coordinate: densification everywhere
+    ref = fam.hash(np.hstack([X, np.ones((n, 1), np.float32)]))
+    codes = np.empty((n, 6), np.int64)
+    KT.dwta_dense(X, fam.bins, fam.probes, 3, 6, codes)
+    np.testing.assert_array_equal(codes, ref)
+    csr = sp.csr_matrix(X)
+    cptr, cent = KT.dwta_inverse(fam.bins, d + 1)
+    codes2 = np.empty_like(codes)
+    KT.dwta_ragged(csr.indptr[:-1].astype(np.int64), csr.indptr[1:].astype(np.int64),
+                   csr.indices.astype(np.int64), csr.data, d, cptr, cent, fam.bins.shape[0],
+                   fam.bin_size, fam.probes, 3, 6, codes2)
+    np.testing.assert_array_equal(codes2, ref)
+
+
+def test_simhash_kernels_match_reference():
+    rng = np.random.default_rng(4)
+    n, d = 15, 30
+    fam = SimHash(d + 1, n_bits=5, n_tables=4, random_state=rng)
+    X = (rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)).astype(np.float32)
+    ref = fam.hash(np.hstack([X, np.ones((n, 1), np.float32)]))
+    codes = np.empty((n, 4), np.int64)
+    proj = X @ fam.projections[:-1] + fam.projections[-1]
+    KT.simhash_bits(proj, 5, 4, codes)
+    np.testing.assert_array_equal(codes, ref)
+    csr = sp.csr_matrix(X)
+    KT.simhash_ragged(csr.indptr[:-1].astype(np.int64), csr.indptr[1:].astype(np.int64),
+                      csr.indices.astype(np.int64), csr.data, fam.projections, 5, 4, codes)
+    np.testing.assert_array_equal(codes, ref)
+
+
+def test_bounded_bucket_tables_match_reference():
+    rng = np.random.default_rng(5)
+    N, L, nb, cap = 60, 3, 4, 7
+    buckets = rng.integers(0, nb, (N, L))
+    order = rng.permutation(N)
+    ptr, ids = KT.build_tables(buckets, nb, cap, order)
+    ref = KT.build_tables_ref(buckets, nb, cap, order)
+    for k in range(L * nb):
+        assert ids[ptr[k]:ptr[k + 1]].tolist() == ref[k]
+        assert ptr[k + 1] - ptr[k] <= cap
+    # folding keeps codes in range
+    codes = rng.integers(0, 1 << 20, (10, 3))
+    f = KT.fold_codes(codes, 1 << 20, 8)
+    assert f.min() >= 0 and f.max() < 256
+
+
+def _run_select(ptr, ids, qb, nb, n_out, budget, n_pad, fptr, flab, selection, train, n_chunks,
+                threshold=2):
+    n = qb.shape[0]
+    w = max(budget, int(np.diff(fptr).max()))
+    idx = np.full((n, w), -1, dtype=np.int64)
+    fmask = np.zeros((n, w), dtype=np.bool_)
+    cnt = np.zeros(n, dtype=np.int64)
+    ex = np.zeros(n, dtype=np.int64)
+    di = np.zeros(n, dtype=np.int64)
+    seeds = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(7919)
+    KT.query_select(ptr, ids, qb, nb, n_out, budget, n_pad, fptr, flab, selection, threshold,
+                    train, seeds, np.arange(n_out), n_chunks, idx, cnt, fmask, ex, di)
+    return idx, cnt, fmask, ex, di
+
+
+def test_query_select_topk_matches_reference_and_is_thread_independent():
+    rng = np.random.default_rng(6)
+    N, L, nb, cap, n = 80, 6, 8, 5, 12
+    buckets = rng.integers(0, nb, (N, L))
+    ptr, ids = KT.build_tables(buckets, nb, cap, rng.permutation(N))
+    tables = [ids[ptr[k]:ptr[k + 1]].tolist() for k in range(L * nb)]
+    qb = rng.integers(0, nb, (n, L))
+    fptr = np.r_[0, np.cumsum(rng.integers(0, 3, n))]
+    flab = rng.integers(0, N, fptr[-1])
+    budget = 6
+    idx, cnt, fmask, ex, di = _run_select(ptr, ids, qb, nb, N, budget, 0, fptr, flab,
+                                          KT.SEL_TOPK, False, 1)
+    ref, ex_ref = KT.query_select_ref(tables, qb, nb, N, budget, fptr, flab, L)
+    np.testing.assert_array_equal(ex, ex_ref)
+    assert np.all(ex <= L * cap)  # never more than L buckets of cap neurons
+    for i in range(n):
+        got = set(idx[i, :cnt[i]].tolist())
+        assert len(got) == cnt[i]
+        forced = set(flab[fptr[i]:fptr[i + 1]].tolist())
+        assert forced <= got
+        assert set(idx[i, :cnt[i]][fmask[i, :cnt[i]]].tolist()) == forced
+        if isinstance(ref[i], set):
+            assert got == ref[i]
+        else:
+            above, ties, rem = ref[i]
+            assert above <= got and len(got - above) == rem and (got - above) <= set(ties)
+    for train in (False, True):
+        a = _run_select(ptr, ids, qb, nb, N, budget, budget, fptr, flab, KT.SEL_TOPK, train, 1)
+        b = _run_select(ptr, ids, qb, nb, N, budget, budget, fptr, flab, KT.SEL_TOPK, train, 5)
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+        # padded to the budget
+        assert np.all(a[1] >= budget)
+
+
+@pytest.mark.parametrize("selection", [KT.SEL_UNION, KT.SEL_THRESHOLD, KT.SEL_SAMPLE])
+def test_query_select_other_selections(selection):
+    rng = np.random.default_rng(7)
+    N, L, nb, cap, n = 50, 8, 4, 50, 10
+    buckets = rng.integers(0, nb, (N, L))
+    ptr, ids = KT.build_tables(buckets, nb, cap, rng.permutation(N))
+    qb = rng.integers(0, nb, (n, L))
+    fptr = np.arange(n + 1)
+    flab = rng.integers(0, N, n)
+    idx, cnt, fmask, ex, di = _run_select(ptr, ids, qb, nb, N, 5, 0, fptr, flab, selection,
+                                          True, 2, threshold=3)
+    assert np.all(cnt <= 5) and np.all(cnt >= 1)
+    for i in range(n):
+        assert flab[i] in idx[i, :cnt[i]]
+        assert len(set(idx[i, :cnt[i]].tolist())) == cnt[i]
+        if selection == KT.SEL_THRESHOLD:
+            counts = np.zeros(N, int)
+            for t in range(L):
+                k = t * nb + qb[i, t]
+                counts[ids[ptr[k]:ptr[k + 1]]] += 1
+            others = [o for o in idx[i, :cnt[i]] if o != flab[i]]
+            assert all(counts[o] >= 3 for o in others)
