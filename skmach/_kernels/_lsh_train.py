@@ -109,6 +109,33 @@ def fwd_dense_ragged_in_ref(WT, b, xs, xe, xi, xv):
     return Z
 
 
+@njit(**_FAST)
+def fwd_rows_dense_in(W, b, X, Z):
+    """Every neuron of a neuron-major ``W`` over dense ``X``, one sample at a
+    time (the result of a sample does not depend on the batch)."""
+    d = X.shape[1]
+    for i in prange(X.shape[0]):
+        for o in range(W.shape[0]):
+            acc = np.float32(0.0)
+            for j in range(d):
+                acc += W[o, j] * X[i, j]
+            Z[i, o] = acc + b[o]
+
+
+@njit(**_FAST)
+def fwd_cols_dense_in(WT, b, X, Z):
+    """Dense layer (``WT`` input-major) over dense ``X``, one sample at a time."""
+    k = WT.shape[1]
+    for i in prange(X.shape[0]):
+        for o in range(k):
+            Z[i, o] = b[o]
+        for j in range(X.shape[1]):
+            v = X[i, j]
+            if v != 0:
+                for o in range(k):
+                    Z[i, o] += v * WT[j, o]
+
+
 # --------------------------------------------------------------------------
 # Input gradients (computed before the weights move)
 # --------------------------------------------------------------------------

@@ -235,20 +235,25 @@ class SparseNetwork:
             return ("active", s, e, ind, z, fm, examined)
         t0 = time.perf_counter()
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
-        if layer.lsh:  # every neuron of an LSH layer (prediction)
-            if act[0] == "dense":
-                Z = act[1] @ layer.P.T
-            else:
-                Z = np.asarray(_ragged_to_csr(act, layer.n_in) @ layer.P.T)
-            Z = _f32(Z + layer.b)
-        elif act[0] == "dense":
-            Z = np.empty((n, layer.n_out), dtype=np.float32)
-            np.dot(act[1], layer.P, out=Z)
-            Z += layer.b
-        else:
+        Z = np.empty((n, layer.n_out), dtype=np.float32)
+        if act[0] == "ragged" and layer.lsh:  # every neuron (prediction)
+            a = act[1:]
+            Zr = np.empty(n * layer.n_out, dtype=np.float32)
+            # the active-set kernel with each sample's active set = all neurons
+            KN.fwd_active_ragged_in(layer.P, layer.b, np.arange(n) * layer.n_out,
+                                    (np.arange(n) + 1) * layer.n_out,
+                                    np.tile(np.arange(layer.n_out), n), *a, Zr)
+            Z = Zr.reshape(n, layer.n_out)
+        elif act[0] == "ragged":
             _, xs, xe, xi, xv = act
-            Z = np.empty((n, layer.n_out), dtype=np.float32)
             KN.fwd_dense_ragged_in(layer.P, layer.b, xs, xe, xi, xv, Z)
+        elif layer.lsh:
+            KN.fwd_rows_dense_in(layer.P, layer.b, act[1], Z)
+        elif train:
+            np.dot(act[1], layer.P, out=Z)  # BLAS
+            Z += layer.b
+        else:  # per sample: a prediction never depends on the rest of the batch
+            KN.fwd_cols_dense_in(layer.P, layer.b, act[1], Z)
         self.times["forward"] += time.perf_counter() - t0
         return ("full", Z)
 

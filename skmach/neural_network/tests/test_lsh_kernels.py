@@ -295,3 +295,17 @@ def test_query_select_other_selections(selection):
                 counts[ids[ptr[k]:ptr[k + 1]]] += 1
             others = [o for o in idx[i, :cnt[i]] if o != flab[i]]
             assert all(counts[o] >= 3 for o in others)
+
+
+def test_prediction_forward_kernels_match_blas(case):
+    rng, W, b, X, *_ = case
+    Z = np.empty((X.shape[0], W.shape[0]), dtype=np.float32)
+    KN.fwd_rows_dense_in(W, b, X, Z)
+    np.testing.assert_allclose(Z, X @ W.T + b, rtol=1e-5, atol=1e-5)
+    Z2 = np.empty_like(Z)
+    KN.fwd_cols_dense_in(np.ascontiguousarray(W.T), b, X, Z2)
+    np.testing.assert_allclose(Z2, X @ W.T + b, rtol=1e-5, atol=1e-5)
+    # one sample alone gives bit-identical results
+    Z1 = np.empty_like(Z[:1])
+    KN.fwd_cols_dense_in(np.ascontiguousarray(W.T), b, X[2:3], Z1)
+    np.testing.assert_array_equal(Z1, Z2[2:3])
