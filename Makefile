@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skmach-installed
 
-.PHONY: demo test install docs bench bench-install clean
+.PHONY: demo test install docs bench bench-install wheel-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ demo: $(STAMP)
 ## Install and run the test suite (CI runs this).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## Build the sdist and, from it, the wheel; install the wheel (not editable, no
+## test extras) into a fresh venv and use it from outside the source tree (CI).
+WHEEL_VENV ?= build/wheel-venv
+wheel-test: $(STAMP)
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m build --outdir dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/skmach-*.whl
+	cd "$$(mktemp -d)" && $(CURDIR)/$(WHEEL_VENV)/bin/skmach demo && \
+		$(CURDIR)/$(WHEEL_VENV)/bin/python $(CURDIR)/tests/wheel_smoke.py $(CURDIR)
 
 ## Build the documentation site (warnings are errors).
 docs: $(STAMP)
