@@ -44,14 +44,16 @@ identical to exact scoring; only the time depends on ``c``.
 
 When candidate scoring is the default
 -------------------------------------
-Measured in ``benchmarks/results/scoring.md`` (peaked ``P``, R=8): with
-K=24,288, B=1024 and ``c=8`` candidate scoring is about 4x faster than exact
-(fallback under 1%); with K=1M, B=4096 about 30x. It pays when a sample's
-candidates, about ``R * c * K / B``, are a small part of ``K``:
-:func:`default_candidate_buckets` returns ``c`` when ``R * c / B <= 1/8`` and
-``K >= 4096`` and ``None`` (exact scoring) otherwise. On flat ``P`` (an
-untrained model) every sample falls back, which costs the candidate pass on
-top of the exact one (at most about ``R * c / B`` more).
+Measured in ``benchmarks/results/scoring.md`` (peaked ``P``, R=8, k=5, CPU
+seconds): with K=24,288, B=1024 and ``c=8`` candidate scoring takes 2.7-4x
+less CPU than exact scoring (which itself takes 5-8x less than the old NumPy
+path), no sample left for exact scoring; with K=1M, B=4096, 13-23x less. It
+pays when a sample's candidates, about ``R * c * K / B``, are a small part
+of ``K``: :func:`default_candidate_buckets` returns ``c=8`` when
+``R * c / B <= 1/8`` and ``K >= 4096``, and ``None`` (exact scoring)
+otherwise. On flat ``P`` (an untrained model) every sample falls back; a
+check before scoring (the best bucket of every repetition cannot beat the
+bound) keeps that at about 2x the exact time.
 """
 
 import numpy as np
@@ -251,7 +253,25 @@ def _topk_candidates_kernel(V, table, a, b, use_table, nb, inv_ptr, inv_cls, m, 
             vals = out_val[i]
             idx = out_idx[i]
             size = 0
+            # bound on every non-candidate class (computed as its key would
+            # be), and on every class at all (the best bucket of each repetition)
+            u = thr[0]
+            best = V[i, 0, top_b[0, 0]]
+            for r in range(1, R):
+                w = V[i, r, top_b[r, 0]]
+                if agg == 2:
+                    u = min(u, thr[r])
+                    best = min(best, w)
+                else:
+                    u += thr[r]
+                    best += w
+            if agg != 2:
+                u = u * inv_r
+                best = best * inv_r
+            hopeless = not best > u  # no candidate can beat the bound (flat P)
             for r in range(R):
+                if hopeless:
+                    break
                 for j in range(m):
                     bk = top_b[r, j]
                     for p in range(inv_ptr[r, bk], inv_ptr[r, bk + 1]):
@@ -279,17 +299,7 @@ def _topk_candidates_kernel(V, table, a, b, use_table, nb, inv_ptr, inv_cls, m, 
                             s = s * inv_r
                         if size < k or not s < vals[0]:
                             size = _push(vals, idx, size, s, x)
-            # bound on every non-candidate class, computed as its key would be
-            u = thr[0]
-            for r in range(1, R):
-                if agg == 2:
-                    if thr[r] < u:
-                        u = thr[r]
-                else:
-                    u += thr[r]
-            if agg != 2:
-                u = u * inv_r
-            ok[i] = size == k and vals[0] > u
+            ok[i] = (not hopeless) and size == k and vals[0] > u
             if ok[i]:
                 _heap_sort(vals, idx, size)
             for r in range(R):
@@ -438,7 +448,8 @@ def topk_candidates(V, hash_arrays_, inverted, n_top_buckets, k, aggregation, *,
     widen : int, default=4
         Samples the bound cannot settle are tried once more with
         ``widen * n_top_buckets`` buckets (while those candidates stay under
-        half the classes) before exact scoring.
+        half the classes) before exact scoring. A sample whose best buckets
+        cannot beat the bound (flat ``P``) goes straight to exact scoring.
 
     Returns
     -------
