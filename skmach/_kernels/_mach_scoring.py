@@ -203,6 +203,60 @@ def _topk_exact_kernel(V, rows, table, a, b, use_table, nb, n_classes, agg, inv_
             _heap_sort(out_val[i], out_idx[i], sizes[q - i0])
 
 
+@njit(**PARALLEL)
+def _dense_scores_kernel(V, classes, table, a, b, use_table, nb, agg, inv_r, tile, block, out):
+    """Keys of ``classes`` for every sample into ``out`` (n, len(classes))."""
+    n, R, _ = V.shape
+    m = classes.shape[0]
+    n_tiles = (n + tile - 1) // tile
+    for t in prange(n_tiles):
+        buf = np.empty((block, R), dtype=np.int32)
+        for c0 in range(0, m, block):
+            nc = min(block, m - c0)
+            for j in range(nc):
+                for r in range(R):
+                    buf[j, r] = _bucket(np.int64(classes[c0 + j]), r, table, a, b, use_table, nb)
+            for i in range(t * tile, min(n, (t + 1) * tile)):
+                for j in range(nc):
+                    s = V[i, 0, buf[j, 0]]
+                    if agg == 2:
+                        for r in range(1, R):
+                            w = V[i, r, buf[j, r]]
+                            if w < s:
+                                s = w
+                    else:
+                        for r in range(1, R):
+                            s += V[i, r, buf[j, r]]
+                        s = s * inv_r
+                    out[i, c0 + j] = s
+
+
+def dense_scores(V, hash_arrays_, classes, aggregation, out=None, *, tile=8, block=2048):
+    """Keys of the given classes for every sample, shape (n, len(classes)).
+
+    ``exp`` of the keys gives the ``"logmean"`` scores. ``out`` (C-contiguous,
+    dtype of ``V``) is filled when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach._hashing import PermutationFamily
+    >>> fam = PermutationFamily(3, 2, np.random.default_rng(0))
+    >>> V = np.full((1, 2, 3), 0.5, dtype=np.float32)
+    >>> dense_scores(V, hash_arrays(fam, 3), np.arange(3), "mean").tolist()
+    [[0.5, 0.5, 0.5]]
+    """
+    classes = np.ascontiguousarray(classes, dtype=np.int64)
+    if out is None:
+        out = np.empty((V.shape[0], len(classes)), dtype=V.dtype)
+    table, a, b, use_table, nb = hash_arrays_
+    block = int(max(1, min(block, len(classes))))
+    if V.shape[0] and len(classes):
+        _dense_scores_kernel(V, classes, table, a, b, use_table, nb, AGG_CODES[aggregation],
+                             _inv_r(V), int(tile), block, out)
+    return out
+
+
 @njit(**SERIAL)
 def _select_buckets(row, m, top_b, top_v):
     """The ``m`` largest entries of ``row`` into ``top_b``; return the next one.

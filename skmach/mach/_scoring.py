@@ -41,7 +41,7 @@ AGGREGATIONS = ("mean", "logmean", "min")
 _LOG_EPS = 1e-12
 
 
-def class_scores(P, hash_family, classes, aggregation="mean", out=None):
+def class_scores(P, hash_family, classes, aggregation="mean", out=None, *, n_jobs=None):
     """Scores of the given classes, shape ``(n_samples, len(classes))``.
 
     Parameters
@@ -53,6 +53,11 @@ def class_scores(P, hash_family, classes, aggregation="mean", out=None):
     classes : ndarray of int
         Class indices to score.
     aggregation : {"mean", "logmean", "min"}
+    out : ndarray, optional
+        Written in place (NumPy reference path).
+    n_jobs : int, optional
+        Threads of the compiled kernel, used for a :class:`UniversalHashFamily`
+        or :class:`PermutationFamily` when ``out`` is None.
 
     Examples
     --------
@@ -62,6 +67,28 @@ def class_scores(P, hash_family, classes, aggregation="mean", out=None):
     >>> class_scores(P, H, np.arange(3)).round(2).tolist()
     [[0.85, 0.15, 0.55]]
     """
+    if (_is_compiled_family(hash_family) and out is None
+            and np.asarray(P).dtype in (np.float32, np.float64)):
+        return _class_scores_compiled(P, hash_family, classes, aggregation, n_jobs)
+    return _class_scores_numpy(P, hash_family, classes, aggregation, out)
+
+
+def _class_scores_compiled(P, hash_family, classes, aggregation, n_jobs=None):
+    """:func:`class_scores` by the compiled kernel (bit-identical)."""
+    V = kern.prepare_values(P, aggregation)
+    classes = np.asarray(classes)
+    if classes.size and (classes.min() < 0 or classes.max() >= hash_family.n_classes):
+        raise ValueError(f"class indices must be in [0, {hash_family.n_classes})")
+    with numba_threads(n_jobs):
+        out = kern.dense_scores(V, kern.hash_arrays(hash_family, V.shape[2]), classes,
+                                aggregation)
+    if aggregation == "logmean":
+        np.exp(out, out=out)
+    return out
+
+
+def _class_scores_numpy(P, hash_family, classes, aggregation="mean", out=None):
+    """NumPy reference of :func:`class_scores`."""
     n, R, _ = P.shape
     H = hash_family(classes)
     dtype = P.dtype

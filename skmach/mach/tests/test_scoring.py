@@ -167,3 +167,19 @@ def test_topk_classes_rejects_bad_input(problem):
     for method in ("auto", "numpy"):
         with pytest.raises(ValueError, match="NaN"):
             topk_classes(bad, fam, K, 2, method=method)
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_class_scores_equal_numpy(problem, aggregation, dtype):
+    from skmach.mach._scoring import _class_scores_numpy
+
+    P, fam, K = problem
+    P = P.astype(dtype)
+    classes = np.array([36, 0, 5, 5, 17])  # any order, repeats allowed
+    got = class_scores(P, fam, classes, aggregation)
+    want = _class_scores_numpy(P, fam, classes, aggregation)
+    assert got.dtype == want.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="class indices"):
+        class_scores(P, fam, np.array([K]), aggregation)
