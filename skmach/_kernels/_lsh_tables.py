@@ -72,23 +72,24 @@ def dwta_dense(X, bins, probes, K, L, codes):
     """DWTA codes of the rows of dense ``X`` augmented with a coordinate 1."""
     d = X.shape[1]
     H, B = bins.shape
-    for i in prange(X.shape[0]):
+    bounds = np.linspace(0, X.shape[0], min(X.shape[0], 64) + 1).astype(np.int64)
+    for ch in prange(len(bounds) - 1):
         h = np.zeros(H, dtype=np.int64)
         empty = np.zeros(H, dtype=np.bool_)
-        for hh in range(H):
-            best = -np.inf
-            arg = -1
-            for p in range(B):
-                c = bins[hh, p]
-                v = X[i, c] if c < d else 1.0
-                if v != 0 and v > best:
-                    best = v
-                    arg = p
-            if arg < 0:
-                empty[hh] = True
-            else:
-                h[hh] = arg
-        _dwta_finish(h, empty, probes, B, K, L, codes[i])
+        for i in range(bounds[ch], bounds[ch + 1]):
+            for hh in range(H):
+                best = -np.inf
+                arg = -1
+                for p in range(B):
+                    c = bins[hh, p]
+                    v = np.float64(X[i, c]) if c < d else 1.0
+                    key = v if v != 0 else -np.inf
+                    up = key > best
+                    best = key if up else best
+                    arg = p if up else arg
+                empty[hh] = arg < 0
+                h[hh] = arg if arg >= 0 else 0
+            _dwta_finish(h, empty, probes, B, K, L, codes[i])
 
 
 @njit(**PARALLEL)

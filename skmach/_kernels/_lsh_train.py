@@ -296,24 +296,45 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
 def adam_rows_ragged_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef,
                          xs, xe, xi, xv, alpha, lr_t, b1, b2, eps, n_chunks):
     """As :func:`adam_rows_dense_src` with a ragged ``D`` (its sample ``i`` is
-    ``xv[xs[i]:xe[i]]`` at columns ``xi[xs[i]:xe[i]]``)."""
+    ``xv[xs[i]:xe[i]]`` at columns ``xi[xs[i]:xe[i]]``).
+
+    Lazy at the entry level: only the columns present in the contributing
+    samples move (their gradient is defined; the others keep weight and
+    moments, as for the input columns of a sparse batch).
+    """
     k = P.shape[1]
     has_bias = bias.shape[0] > 0
     bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
     for c in prange(n_chunks):
         g = np.zeros(k, dtype=np.float32)
+        seen = np.zeros(k, dtype=np.bool_)
+        cols = np.empty(k, dtype=np.int64)
         for t in range(bounds[c], bounds[c + 1]):
             r = rows[t]
+            Pr, Mr, Vr = P[r], M[r], V[r]
             gb = np.float32(0.0)
+            nc = 0
             for u in range(rptr[t], rptr[t + 1]):
                 a = coef[rpos[u]]
                 i = rsam[u]
                 gb += a
                 for q in range(xs[i], xe[i]):
-                    g[xi[q]] += a * xv[q]
-            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps)
-            for j in range(k):
+                    j = xi[q]
+                    g[j] += a * xv[q]
+                    if not seen[j]:
+                        seen[j] = True
+                        cols[nc] = j
+                        nc += 1
+            for u in range(nc):
+                j = cols[u]
+                gj = g[j] + alpha * Pr[j]
+                m = b1 * Mr[j] + (1 - b1) * gj
+                v = b2 * Vr[j] + (1 - b2) * gj * gj
+                Mr[j] = m
+                Vr[j] = v
+                Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
                 g[j] = 0.0
+                seen[j] = False
             if has_bias:
                 m = b1 * Mb[r] + (1 - b1) * gb
                 v = b2 * Vb[r] + (1 - b2) * gb * gb
