@@ -51,15 +51,27 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     batches, ``r`` being the number of rebuilds so far.
 
     With ``lsh_layers="none"`` (or ``active_budget=1.0``) the same code trains
-    the plain dense network.
+    the plain dense network (BLAS products, in-place Adam).
+
+    The work is done by compiled kernels (Numba): per-sample forward and
+    backward over the active sets, parallel over samples; gradients summed
+    per neuron through a counting-sort inverse map (race-free, the same for
+    any number of threads) with the Adam step fused and applied in place to
+    the touched rows only; hashing that visits only the non-zeros of sparse
+    inputs; tables with bounded buckets; the active set chosen from a
+    histogram of collision counts, without sorting.
 
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(1000,)
         ReLU hidden layers.
-    lsh_layers : {"hidden", "output", "all", "none"} or tuple of bool, default="hidden"
+    lsh_layers : {"auto", "hidden", "output", "all", "none"} or tuple of bool, \
+default="auto"
         Which layers are LSH-sparse (a tuple gives one flag per layer, hidden
-        layers then the output layer).
+        layers then the output layer). ``"auto"`` puts LSH where it pays: on
+        the output layer when there are at least 2,048 classes, on hidden
+        layers of at least 4,096 units; narrower layers are dense (on them
+        the dense BLAS product is faster than hashing and gathering).
     hash_family : {"dwta", "simhash"}, default="dwta"
         Densified winner-take-all or sparse signed random projections.
     n_tables : int, default=50
@@ -109,9 +121,15 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     tol : float, default=1e-4
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
+        With 1, one progress bar over epochs x batches shows the current
+        loss; 0 prints nothing.
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Only the CPU (NumPy) kernels exist for now: ``"auto"`` runs on the CPU
-        and ``"cuda"`` raises a ValueError.
+        Only the CPU kernels exist for now: ``"auto"`` runs on the CPU and
+        ``"cuda"`` raises a ValueError.
+    n_jobs : int, default=None
+        Threads of the compiled kernels and of BLAS during ``fit`` and
+        prediction (joblib semantics: None is 1, -1 all cores). The model is
+        the same for any value.
 
     Attributes
     ----------
@@ -128,17 +146,30 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     active_fraction_ : ndarray of shape (n_layers,)
         Mean fraction of each layer's neurons computed per training sample
         (1.0 for dense layers).
+    candidates_per_sample_ : ndarray of shape (n_layers,)
+        Mean number of bucket entries examined per training sample in each
+        layer (the retrieval cost; the layer width for dense layers).
+    lsh_layers_ : ndarray of bool
+        Which layers are LSH-sparse.
     training_flops_ : float
-        Multiply-adds spent in training: forward, backward (weight and input
-        gradients) over active neurons, plus all hashing (queries and table
-        rebuilds). Softmax, selection and optimiser work are not counted.
+        Work spent in training, in multiply-add equivalents: forward and
+        backward (weight and input gradients) over the active neurons, all
+        hashing (queries and table rebuilds), retrieval (bucket entries
+        examined, selection) and the optimiser (4 per parameter updated).
     training_flops_ratio_ : float
-        ``training_flops_`` relative to the dense network on the same batches.
+        ``training_flops_`` relative to the dense network on the same batches
+        (forward, backward and Adam over every parameter).
     hashing_flops_ : float
     rebuild_iterations_ : list of int
         Batch counts at which the tables were rebuilt.
     epoch_times_ : list of float
         Wall-clock seconds per epoch.
+    epoch_cpu_times_ : list of float
+        CPU seconds (process time) per epoch.
+    time_breakdown_ : dict
+        Wall-clock seconds spent in hashing, retrieval (look-ups and
+        selection), forward, loss, backward, update (gradient sums and Adam)
+        and table rebuilds, over all of training.
 
     Notes
     -----
@@ -154,7 +185,8 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     >>> from skmach.neural_network import LSHSparseMLPClassifier
     >>> rng = np.random.RandomState(0)
     >>> X = rng.normal(size=(60, 5)); y = (X[:, 0] > 0).astype(int)
-    >>> clf = LSHSparseMLPClassifier(hidden_layer_sizes=(64,), active_budget=0.25,
+    >>> clf = LSHSparseMLPClassifier(hidden_layer_sizes=(64,), lsh_layers="hidden",
+    ...                              active_budget=0.25,
     ...                              n_tables=8, n_bits=3, n_epochs=20,
     ...                              learning_rate=1e-2, random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
@@ -610,8 +642,14 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
             raise TypeError(f"k must be an integer; got {type(k).__name__}")
         if not 1 <= k <= self.n_outputs_:
             raise ValueError(f"k must be an integer in [1, n_classes={self.n_outputs_}]; got {k!r}")
-        p = softmax(self._scores(X), axis=1)
-        idx, vals = topk(p, int(k))
+        # a block of rows at a time: never an n_samples x n_classes matrix
+        n = X.shape[0]
+        step = max(1, min(n, (1 << 24) // max(self.n_outputs_, 1)))
+        idx = np.empty((n, int(k)), dtype=np.int64)
+        vals = np.empty((n, int(k)))
+        for s in range(0, n, step):
+            p = softmax(self._scores(X[s:s + step]), axis=1)
+            idx[s:s + step], vals[s:s + step] = topk(p, int(k))
         return self.classes_[idx], vals
 
     def score(self, X, y, sample_weight=None):
