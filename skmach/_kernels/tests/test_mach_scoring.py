@@ -168,8 +168,9 @@ def test_candidates_property(seed, K, B, R, c, agg, levels):
     np.testing.assert_array_equal(topk_exact(V, h, K, k, agg, tile=3, block=5)[1], want_idx)
 
 
-def test_large_class_indices_hash_like_numpy():
-    """Classes near 2**32 are hashed in the kernel exactly as by NumPy."""
+def test_table_of_buckets_of_classes_near_the_limit():
+    """A table path scores classes hashed near 2**32 as NumPy does (the
+    on-the-fly twin is checked near 2**32 in test_universal.py)."""
     fam = UniversalHashFamily(2**32, 16, 2, np.random.default_rng(0), distinct=False)
     rng = np.random.default_rng(1)
     P = rng.dirichlet(np.ones(16), size=(2, 2)).astype(np.float32)
