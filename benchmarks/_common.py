@@ -84,6 +84,37 @@ def timed(f, *a, **kw):
     return r, time.perf_counter() - t
 
 
+def timed_cpu(f, *a, **kw):
+    """``(result, wall seconds, CPU seconds of this process, all threads)``."""
+    t, c = time.perf_counter(), time.process_time()
+    r = f(*a, **kw)
+    return r, time.perf_counter() - t, time.process_time() - c
+
+
+_PINNED = []
+
+
+def pin_threads(n):
+    """Pin every thread pool of this process to ``n`` threads.
+
+    BLAS and OpenMP pools through threadpoolctl (kept for the life of the
+    process), Numba's pool through ``numba.set_num_threads``, and the usual
+    environment variables for libraries that start their pools later.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS"):
+        os.environ[var] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    _PINNED.append(threadpool_limits(limits=n))
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+
+
 def machine():
     return {
         "python": sys.version.split()[0],

@@ -56,6 +56,7 @@ def _public_objects():
         for name, member in vars(cls).items():
             if not name.startswith("_") and inspect.isfunction(member):
                 out.append((f"{cls.__module__}.{cls.__name__}.{name}", member))
+    out.append(("skmach.predict_topk", skmach.predict_topk))
     for mod in (skmach.metrics, skmach.datasets):
         for name in mod.__all__:
             obj = getattr(mod, name)

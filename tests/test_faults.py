@@ -120,16 +120,9 @@ def data():
 @pytest.mark.parametrize("make", _estimators())
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_interrupted_training_leaves_the_fitted_model_unchanged(
-        make, method, n_jobs, data, monkeypatch, request):
+        make, method, n_jobs, data, monkeypatch):
     X, y = data
     est = make(n_jobs)
-    if isinstance(est, MACHClassifier) and method == "partial_fit" and n_jobs == 1:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=AssertionError,
-            reason="with one repetition group, _repetition_model.slice_params returns a "
-            "view of coefs_ (np.ascontiguousarray of a contiguous slice) and the Adam "
-            "step updates it in place: an interrupted partial_fit has already changed "
-            "the model; slice_params must copy"))
     if method == "fit":
         est.fit(X, y)
     else:

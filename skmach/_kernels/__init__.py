@@ -52,10 +52,12 @@ def _ensure_cache_dir():
 
 _ensure_cache_dir()
 
-#: options of every serial kernel
-SERIAL = dict(cache=True, nogil=True, boundscheck=False)
+#: options of every serial kernel. ``error_model="numpy"``: a division by
+#: zero gives inf/nan as in NumPy instead of a Python exception, whose check
+#: would stop LLVM from vectorising the loops (4-5x on the Adam step).
+SERIAL = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 #: options of every kernel parallel over samples
-PARALLEL = dict(cache=True, nogil=True, parallel=True, boundscheck=False)
+PARALLEL = dict(cache=True, nogil=True, parallel=True, boundscheck=False, error_model="numpy")
 
 
 def n_threads_for(n_jobs):

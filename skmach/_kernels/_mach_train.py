@@ -98,15 +98,20 @@ def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
                 for c in range(1, B):
                     if z[c] > mx:
                         mx = z[c]
+                lval = 0.0
+                tsum = 0.0
+                for q in range(q0, q1):
+                    lval += tval[q] * (mx - z[tcol[q]])
+                    tsum += tval[q]
                 tot = 0.0
                 for c in range(B):
-                    tot += np.exp(z[c] - mx)
-                lse = mx + np.log(tot)
-                lval = 0.0
-                for q in range(q0, q1):
-                    lval += tval[q] * (lse - z[tcol[q]])
+                    e = np.exp(z[c] - mx)  # float32
+                    z[c] = e
+                    tot += e
+                lval += tsum * np.log(tot)
+                f = np.float32(s / tot)
                 for c in range(B):
-                    z[c] = s * np.exp(z[c] - lse)
+                    z[c] *= f
                 for q in range(q0, q1):
                     z[tcol[q]] -= s * tval[q]
             else:
@@ -124,15 +129,32 @@ def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
 
 
 @njit(**SERIAL)
-def _adam_row(w, mrow, vrow, grad, col_active, alpha, lr, b1, b2, eps):
-    for c in range(w.shape[0]):
-        if col_active[c]:
-            gr = grad[c] + alpha * w[c]
-            mm = b1 * mrow[c] + (1.0 - b1) * gr
-            vv = b2 * vrow[c] + (1.0 - b2) * gr * gr
+def _adam_row(w, mrow, vrow, grad, col_active, all_active, alpha, lr, b1, b2, eps):
+    # float32 arithmetic throughout, so that the loop vectorises
+    a = np.float32(alpha)
+    lr32 = np.float32(lr)
+    b1_ = np.float32(b1)
+    b2_ = np.float32(b2)
+    c1 = np.float32(1.0 - b1)
+    c2 = np.float32(1.0 - b2)
+    e32 = np.float32(eps)
+    if all_active:
+        for c in range(w.shape[0]):
+            gr = grad[c] + a * w[c]
+            mm = b1_ * mrow[c] + c1 * gr
+            vv = b2_ * vrow[c] + c2 * gr * gr
             mrow[c] = mm
             vrow[c] = vv
-            w[c] -= lr * mm / (np.sqrt(vv) + eps)
+            w[c] -= lr32 * mm / (np.sqrt(vv) + e32)
+        return
+    for c in range(w.shape[0]):
+        if col_active[c]:
+            gr = grad[c] + a * w[c]
+            mm = b1_ * mrow[c] + c1 * gr
+            vv = b2_ * vrow[c] + c2 * gr * gr
+            mrow[c] = mm
+            vrow[c] = vv
+            w[c] -= lr32 * mm / (np.sqrt(vv) + e32)
 
 
 @njit(**SERIAL)
@@ -191,6 +213,7 @@ def sparse_backward_adam(indptr, indices, data, D, W, M, V, col_active, alpha, l
             vals[q] = data[p]
             fill[t] += 1
     acc = np.empty(m, np.float32)
+    all_active = col_active.all()
     for t in range(nt):
         j = touched[t]
         slot[j] = 0
@@ -201,7 +224,7 @@ def sparse_backward_adam(indptr, indices, data, D, W, M, V, col_active, alpha, l
             d = D[rows[q]]
             for c in range(m):
                 acc[c] += x * d[c]
-        _adam_row(W[j], M[j], V[j], acc, col_active, alpha, lr, b1, b2, eps)
+        _adam_row(W[j], M[j], V[j], acc, col_active, all_active, alpha, lr, b1, b2, eps)
     return nt
 
 
@@ -216,11 +239,12 @@ def adam_dense(P, M, V, G, row_active, alpha, lr, b1, b2, eps):
     ones = np.ones(P.shape[1], np.bool_)
     for r in range(P.shape[0]):
         if row_active[r]:
-            _adam_row(P[r], M[r], V[r], G[r], ones, alpha, lr, b1, b2, eps)
+            _adam_row(P[r], M[r], V[r], G[r], ones, True, alpha, lr, b1, b2, eps)
 
 
 @njit(**SERIAL)
 def adam_all_rows(W, M, V, G, col_active, alpha, lr, b1, b2, eps):
     """Adam step on every row of ``W`` (dense inputs touch every feature)."""
+    all_active = col_active.all()
     for j in range(W.shape[0]):
-        _adam_row(W[j], M[j], V[j], G[j], col_active, alpha, lr, b1, b2, eps)
+        _adam_row(W[j], M[j], V[j], G[j], col_active, all_active, alpha, lr, b1, b2, eps)

@@ -23,7 +23,8 @@ from ..utils._progress import progress_bar
 from ..utils._targets import encode_targets
 from . import _repetition_model as rm
 from ._sizes import auto_sizes, check_memory
-from ._scoring import candidate_classes, class_scores, topk_classes, unbiased
+from .._kernels._mach_scoring import default_candidate_buckets, stack_inverted
+from ._scoring import class_scores, topk_classes, unbiased
 
 _SEED_MAX = 2**31 - 1
 
@@ -40,31 +41,39 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_buckets : int, default=32
-        Buckets per repetition (``B``). When ``n_buckets >= n_classes``, each
-        repetition maps the classes through a random bijection instead (no
-        collisions; the model becomes an ensemble of ``R`` K-way classifiers).
-    n_repetitions : int, default=16
-        Independent hash functions and models (``R``).
-    hidden_layer_size : int, default=0
+    n_buckets : int or "auto", default="auto"
+        Buckets per repetition (``B``). ``"auto"``: ``8 * sqrt(n_classes)``,
+        at most ``n_classes / 2``, rounded to a power of two (1,024 for
+        24,288 classes). When ``n_buckets >= n_classes``, each repetition
+        maps the classes through a random bijection instead (no collisions;
+        the model becomes an ensemble of ``R`` K-way classifiers).
+    n_repetitions : int or "auto", default="auto"
+        Independent hash functions and models (``R``). ``"auto"``: 16 up to
+        10,000 classes, 8 above.
+    hidden_layer_size : int or "auto", default="auto"
         Built-in model: 0 for a (sparse-input) linear model, else the number of
-        ReLU units of its single hidden layer.
+        ReLU units of its single hidden layer. ``"auto"``: the largest power
+        of two up to 256 for which the first layers of all repetitions hold
+        at most ``2**25`` weights, and at least 32 (64 for 65,536 features
+        and 8 repetitions, 32 for ``2**18`` features).
     loss : {"auto", "softmax", "sigmoid"}, default="auto"
         Output of the built-in model. ``"softmax"``: one distribution over the
         buckets (multi-label: the target spreads over the sample's buckets).
         ``"sigmoid"``: one probability per bucket (multi-label only).
-        ``"auto"`` is softmax for multi-class and sigmoid for multi-label
-        (the better of the two on bibtex and delicious, see
-        ``benchmarks/results/multilabel_estimators.md``).
+        ``"auto"`` is softmax for multi-class targets and for multi-label
+        targets with fewer than 4 labels per sample on average (bibtex, 2.4;
+        debian-paths, 1.01), sigmoid above (delicious, 19): the better of the
+        two on each (``benchmarks/results/mach_auto.md``).
     aggregation : {"auto", "mean", "logmean", "min"}, default="auto"
         How a class's bucket probabilities are combined over repetitions.
         ``"mean"`` is the paper's estimator; ``"auto"`` is ``"mean"`` for
         multi-class and ``"logmean"`` for multi-label. It is read at
         prediction time: changing it re-scores a fitted model.
-    n_epochs : int, default=10
-        Passes over the data (``fit``).
+    n_epochs : int or "auto", default="auto"
+        Passes over the data (``fit``). ``"auto"``: 5 below 100,000 samples,
+        2 from there on.
     batch_size : int, default=256
-    learning_rate : float, default=0.05
+    learning_rate : float, default=0.02
         Adam step size.
     alpha : float, default=1e-4
         L2 penalty; the objective is mean loss + ``alpha / 2 * ||W||^2 / n_samples``.
@@ -79,12 +88,18 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         Any scikit-learn classifier with ``predict_proba``, trained per
         repetition instead of the built-in model (cloned ``R`` times, each with
         its own ``random_state`` when it has one).
-    n_candidate_buckets : int or None, default=None
-        Sublinear inference: when set, ``predict_topk`` scores only the classes
+    n_candidate_buckets : int, "auto" or None, default="auto"
+        Sublinear inference: ``predict_topk`` first scores only the classes
         in each repetition's ``n_candidate_buckets`` most probable buckets
         (about ``R * n_candidate_buckets * n_classes / B`` classes per sample
-        instead of ``n_classes``). Needs an inverted index of the hash
-        functions, built once on first use (``R * n_classes`` integers).
+        instead of ``n_classes``), then proves the top-k with a bound (a
+        class outside every candidate bucket scores at most the aggregate of
+        each repetition's next-best bucket); a sample whose top-k is not
+        proven is scored exactly. The result is the exact top-k either way.
+        ``"auto"``: 8 where that is faster than exact scoring (from 4,096
+        classes, when ``8 * R / B <= 1/8``), else exact scoring; None: always
+        exact scoring. Uses an inverted index of the hash functions, built
+        on first use (``R * n_classes`` integers).
     max_proba_bytes : int, default=2**30
         ``predict_proba`` and ``decision_function`` refuse to build a dense
         ``n_samples x n_classes`` result larger than this; use
@@ -108,7 +123,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Defined when X has feature names that are all strings.
     n_buckets_ : int
-        Buckets actually used, ``min(n_buckets, n_classes)``.
+        Buckets actually used (``"auto"`` resolved, at most ``n_classes``).
+    n_repetitions_, hidden_layer_size_, n_epochs_ : int
+        The other sizes, ``"auto"`` resolved (see ``skmach/mach/_sizes.py``).
     hash_family_ : UniversalHashFamily or PermutationFamily
         The R hash functions (stored as 2*R integers).
     coefs_ : list of ndarray
@@ -156,7 +173,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
-        "n_candidate_buckets": [Interval(Integral, 1, None, closed="left"), None],
+        "n_candidate_buckets": [Interval(Integral, 1, None, closed="left"), None,
+                                StrOptions({"auto"})],
         "max_proba_bytes": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -181,7 +199,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         n_iter_no_change=3,
         tol=1e-4,
         estimator=None,
-        n_candidate_buckets=None,
+        n_candidate_buckets="auto",
         max_proba_bytes=2**30,
         n_jobs=None,
         random_state=None,
@@ -342,8 +360,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
                 self.hash_family_ = UniversalHashFamily(K, self.n_buckets_, self.n_repetitions_,
                                                         hrng)
             # the loss shapes the trained weights, so it is fixed at fit time
-            self._loss = self.loss if self.loss != "auto" else (
-                "softmax" if kind == "multiclass" else "sigmoid")
+            self._loss = self.loss if self.loss != "auto" else _auto_loss(kind, yenc)
             self._n_partial_calls = 0
             self._opt_state = None
             # a refit may switch between the built-in model and estimator=
@@ -471,18 +488,11 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], reset=False)
 
-    def _chunk_rows(self, n, candidates=False):
-        """Rows per chunk so that one chunk's work fits in working memory.
-
-        A row costs its bucket probabilities and, with candidate scoring, its
-        candidates (about ``R * n_candidate_buckets * K / B`` of them, each
-        gathered, hashed, scored and sorted: about 64 bytes).
-        """
+    def _chunk_rows(self, n):
+        """Rows per chunk so that one chunk's bucket probabilities (and their
+        copies) fit in working memory."""
         wm = get_config()["working_memory"] * 2**20
         per_row = self.n_repetitions_ * self.n_buckets_ * 4 * 3
-        if candidates:
-            per_bucket = -(-len(self.classes_) // self.n_buckets_)
-            per_row += 64 * self.n_repetitions_ * self.n_candidate_buckets * per_bucket
         return int(max(1, min(n, wm // per_row)))
 
     def predict_bucket_proba(self, X):
@@ -513,8 +523,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return rm.predict_buckets(Xf, self.coefs_, self.n_buckets_, self.hidden_layer_size_,
                                   self._loss)
 
-    def _iter_chunks(self, X, candidates=False):
-        step = self._chunk_rows(X.shape[0], candidates)
+    def _iter_chunks(self, X):
+        step = self._chunk_rows(X.shape[0])
         for s in range(0, X.shape[0], step):
             yield s, min(X.shape[0], s + step)
 
@@ -563,27 +573,32 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"k must be in [1, n_classes={K}]; got k={k}")
         labels = np.empty((X.shape[0], k), dtype=self.classes_.dtype)
         scores = np.empty((X.shape[0], k), dtype=np.float32)
-        wm = get_config()["working_memory"]
-        inv = None
-        if self.n_candidate_buckets is not None:
-            inv = self._inverted_indices()
-        for s, e in self._iter_chunks(X, candidates=inv is not None):
+        c = self._candidate_buckets()
+        inv = self._stacked_inverted() if c is not None else None
+        for s, e in self._iter_chunks(X):
             P = self._bucket_proba(X[s:e])
-            cand = None
-            if inv is not None:
-                cand = candidate_classes(P, inv, self.n_candidate_buckets)
             idx, val = topk_classes(P, self.hash_family_, K, k, self._aggregation,
-                                    candidates=cand, working_memory_mb=wm)
+                                    n_candidate_buckets=c, inverted=inv, n_jobs=self.n_jobs)
             labels[s:e] = self.classes_[idx]
             scores[s:e] = self._finish_scores(val.astype(np.float32))
         return labels, scores
 
-    def _inverted_indices(self):
+    def _candidate_buckets(self):
+        """``n_candidate_buckets`` with "auto" resolved (None: exact scoring)."""
+        c = self.n_candidate_buckets
+        if c == "auto":
+            return default_candidate_buckets(len(self.classes_), self.n_buckets_,
+                                             self.n_repetitions_)
+        return c
+
+    def _stacked_inverted(self):
         inv = getattr(self, "_inv_cache", None)
         if inv is None:
-            inv = [self.hash_family_.inverted_index(r) for r in range(self.n_repetitions_)]
-            self._inv_cache = inv
+            inv = self._inv_cache = stack_inverted(self._inverted_indices())
         return inv
+
+    def _inverted_indices(self):
+        return [self.hash_family_.inverted_index(r) for r in range(self.n_repetitions_)]
 
     def _dense_scores(self, X, method):
         X = self._check_X(X)
@@ -599,7 +614,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         classes = np.arange(K)
         for s, e in self._iter_chunks(X):
             P = self._bucket_proba(X[s:e])
-            out[s:e] = class_scores(P, self.hash_family_, classes, self._aggregation)
+            out[s:e] = class_scores(P, self.hash_family_, classes, self._aggregation,
+                                    n_jobs=self.n_jobs)
         return out
 
     def decision_function(self, X):
@@ -620,7 +636,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if self._kind == "multilabel":
-            P = np.clip(self._dense_scores(X, "decision_function"), 1e-12, 1 - 1e-7)
+            S = self._finish_scores(self._dense_scores(X, "decision_function"))
+            P = np.clip(S, 1e-12, 1 - 1e-7)
             return np.log(P) - np.log1p(-P)
         S = self._finish_scores(self._dense_scores(X, "decision_function"))
         if len(self.classes_) == 2:
@@ -642,10 +659,10 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        S = self._dense_scores(X, "predict_proba")
+        # the same estimator as predict_topk's scores (unbiased for "mean")
+        S = self._finish_scores(self._dense_scores(X, "predict_proba"))
         if self._kind == "multilabel":
             return np.clip(S, 0.0, 1.0)
-        S = self._finish_scores(S)
         np.maximum(S, 0, out=S)
         tot = S.sum(axis=1, keepdims=True)
         zero = tot[:, 0] <= 0
@@ -685,6 +702,14 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         state.pop("_opt_state", None)
         state.pop("_inv_cache", None)
         return state
+
+
+def _auto_loss(kind, y):
+    """Softmax unless the samples carry 4 labels or more on average."""
+    if kind == "multiclass":
+        return "softmax"
+    n_labelled = max(1, int(np.count_nonzero(np.diff(y.indptr))))
+    return "softmax" if y.nnz / n_labelled < 4 else "sigmoid"
 
 
 class _BarUpdate:

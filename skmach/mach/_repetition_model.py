@@ -81,14 +81,18 @@ def n_repetitions_of(params, n_buckets, hidden):
 
 
 def slice_params(params, start, stop, n_buckets, hidden):
-    """Copy of repetitions ``start:stop`` (contiguous arrays)."""
+    """Copy of repetitions ``start:stop`` (contiguous arrays).
+
+    Always a copy, even of the whole model: training updates it in place,
+    and a ``partial_fit`` interrupted half-way must leave the model as it was.
+    """
     B, H = n_buckets, hidden
     if H == 0:
         W, b = params
-        return [np.ascontiguousarray(W[:, start * B:stop * B]), b[start * B:stop * B].copy()]
+        return [W[:, start * B:stop * B].copy(order="C"), b[start * B:stop * B].copy()]
     W1, b1, W2, b2 = params
     return [
-        np.ascontiguousarray(W1[:, start * H:stop * H]),
+        W1[:, start * H:stop * H].copy(order="C"),
         b1[start * H:stop * H].copy(),
         W2[start:stop].copy(),
         b2[start:stop].copy(),

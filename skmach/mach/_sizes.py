@@ -15,7 +15,7 @@ on training data only):
     moments), and at least 32: 256 for bibtex and delicious, 64 for 65,536
     hashed features and 8 repetitions, 32 for ``2**18`` features.
 ``n_epochs``
-    3 below 100,000 samples, 2 from there on.
+    5 below 100,000 samples, 2 from there on.
 """
 
 import math
@@ -62,7 +62,7 @@ def auto_sizes(est, n_classes, n_samples, n_features):
         H = max(_H_MIN, min(_H_MAX, 1 << max(0, int(math.floor(math.log2(max(1.0, fit)))))))
     E = est.n_epochs
     if E == "auto":
-        E = 3 if n_samples < 100_000 else 2
+        E = 5 if n_samples < 100_000 else 2
     return {"n_buckets": int(B), "n_repetitions": int(R), "hidden_layer_size": int(H),
             "n_epochs": int(E)}
 

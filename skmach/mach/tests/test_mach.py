@@ -210,3 +210,96 @@ def test_zero_weight_samples_are_ignored_by_the_loss(multiclass):
     pa = a.fit(Xtr, ytr, sample_weight=w).predict_bucket_proba(Xte)
     pb = b.fit(Xtr, y_noise, sample_weight=w).predict_bucket_proba(Xte)
     np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- issue 11 findings
+
+def test_multilabel_mean_scores_agree_across_methods(multilabel):
+    """predict_topk, predict_proba and decision_function use the same estimator."""
+    Xtr, Xte, Ytr, _ = multilabel
+    clf = MACHClassifier(n_buckets=16, n_repetitions=6, aggregation="mean", n_epochs=3,
+                         random_state=0).fit(Xtr, Ytr)
+    labels, scores = clf.predict_topk(Xte[:20], 3)
+    P = clf.predict_proba(Xte[:20])
+    picked = np.take_along_axis(P, labels, axis=1)
+    np.testing.assert_allclose(picked, np.clip(scores, 0, 1), rtol=1e-5, atol=1e-6)
+    D = clf.decision_function(Xte[:20])
+    # a label is predicted (proba > 0.5) exactly where its log-odds are positive
+    assert np.array_equal(np.take_along_axis(D, labels, 1) > 0, picked > 0.5)
+
+
+def test_one_optimiser_whatever_the_density():
+    """Sparse and dense X give the same model: lazy Adam touches every row of a
+    dense batch, and no speed heuristic switches algorithms in between."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    Xd = rng.random((300, 12)).astype(np.float32)
+    Xd[Xd < 0.3] = 0
+    Xd[:, 0] = 1  # every batch touches every feature once its rows are stacked
+    Xd[Xd[:, 1] == 0, 1] = 0.5
+    y = rng.integers(0, 9, 300)
+    kw = dict(n_buckets=4, n_repetitions=3, hidden_layer_size=5, n_epochs=2, batch_size=50,
+              random_state=0)
+    a = MACHClassifier(**kw).fit(Xd, y)
+    b = MACHClassifier(**kw).fit(sp.csr_matrix(Xd), y)
+    for p, q in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_partial_fit_after_fit_continues_history_and_adam(multiclass):
+    Xtr, _, ytr, _ = multiclass
+    kw = dict(n_buckets=16, n_repetitions=4, n_epochs=3, random_state=0)
+    clf = MACHClassifier(**kw).fit(Xtr, ytr)
+    curve, n_iter, t = clf.loss_curve_.copy(), clf.n_iter_.copy(), clf._opt_state["t"]
+    clf.partial_fit(Xtr, ytr)
+    assert len(clf.loss_curve_) == len(curve) + 1
+    np.testing.assert_array_equal(clf.loss_curve_[:len(curve)], curve)
+    np.testing.assert_array_equal(clf.n_iter_, n_iter + 1)
+    assert clf._opt_state["t"] > t  # Adam's step count (and moments) went on
+    # the moments are not saved with the model
+    assert "_opt_state" not in pickle.loads(pickle.dumps(clf)).__dict__
+
+
+def test_partial_fit_sorts_classes_like_scikit_learn(multiclass):
+    Xtr, _, ytr, _ = multiclass
+    classes = np.arange(60)[::-1]
+    clf = MACHClassifier(n_buckets=16, n_repetitions=4, random_state=0)
+    clf.partial_fit(Xtr, ytr, classes=classes)
+    np.testing.assert_array_equal(clf.classes_, np.arange(60))
+    assert set(clf.predict(Xtr[:50])) <= set(range(60))
+    top, _ = clf.predict_topk(Xtr[:200], 1)
+    assert np.mean(top[:, 0] == ytr[:200]) > 0.1  # labels are not permuted
+
+
+def test_auto_sizes_follow_the_problem():
+    from skmach.mach._sizes import auto_sizes
+
+    est = MACHClassifier()
+    small = auto_sizes(est, 159, 4880, 1836)
+    big = auto_sizes(est, 24288, 1_198_250, 2**18)
+    assert small["n_buckets"] < big["n_buckets"] <= 24288 // 2
+    mid = auto_sizes(est, 24288, 1_198_250, 2**16)
+    # the first layer's budget, but never fewer than 32 units
+    assert mid["hidden_layer_size"] * mid["n_repetitions"] * 2**16 <= 2**25
+    assert 32 == big["hidden_layer_size"] < mid["hidden_layer_size"] <= 256
+    assert big["n_epochs"] < small["n_epochs"]
+    fixed = auto_sizes(MACHClassifier(n_buckets=8, n_repetitions=3, hidden_layer_size=0,
+                                      n_epochs=4), 100, 10, 10)
+    assert fixed == {"n_buckets": 8, "n_repetitions": 3, "hidden_layer_size": 0, "n_epochs": 4}
+
+
+def test_model_too_large_for_memory_is_refused_before_allocating():
+    from skmach.mach._sizes import check_memory
+
+    with pytest.raises(ValueError, match="hidden_layer_size.*n_repetitions"):
+        check_memory(2**18, 1024, 8, 0, available=2**30)
+    assert check_memory(2**18, 1024, 8, 32, available=2**32) < 2**32
+    X = np.zeros((4, 3))
+    X[:, 0] = 1
+    import scipy.sparse as sp
+
+    wide = sp.csr_matrix((np.ones(4), (np.arange(4), np.zeros(4, int))), shape=(4, 2**31 - 1))
+    clf = MACHClassifier(n_buckets=2, n_repetitions=2, hidden_layer_size=0)
+    with pytest.raises(ValueError, match="GiB"):
+        clf.fit(wide, [0, 1, 0, 1])

@@ -1,0 +1,111 @@
+"""The default MACHClassifier in a text pipeline, on the whole debian-paths file.
+
+What a new user tries first::
+
+    make_pipeline(
+        HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**18,
+                          alternate_sign=False),
+        MACHClassifier(random_state=0, n_jobs=2),
+    )
+
+fitted on all 1,198,250 training paths (raw text, package names as a
+multi-label indicator) and scored by P@k on the test file. Runs in its own
+process with every thread pool pinned to ``--threads``; records wall and CPU
+seconds, peak resident memory, and the sizes ``"auto"`` chose.
+
+Usage::
+
+    python benchmarks/bench_debian_pipeline.py [--n-train N] [--n-test N] [--threads 2]
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+from _common import (DEFAULT_DATA, command_line, machine, markdown_table, pin_threads,
+                     run_isolated, timed_cpu, write_results)
+
+
+def _read(path, n):
+    from skmach.datasets import iter_tsv
+
+    texts, labels = [], []
+    for t, lab in iter_tsv(path, chunk_size=100_000):
+        texts += t
+        labels += lab
+        if len(texts) >= n:
+            break
+    return texts[:n], labels[:n]
+
+
+def run(data, n_train, n_test, threads):
+    pin_threads(threads)
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from skmach import MACHClassifier
+    from skmach.datasets import labels_to_indicator
+    from skmach.metrics import precision_at_k
+
+    root = Path(data) / "debian-paths"
+    t0 = time.perf_counter()
+    ttr, ltr = _read(root / "train.tsv.xz", n_train)
+    Ytr, classes = labels_to_indicator(ltr)
+    del ltr
+    read_s = time.perf_counter() - t0
+    pipe = make_pipeline(
+        HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**18,
+                          alternate_sign=False),
+        MACHClassifier(random_state=0, n_jobs=threads),
+    )
+    _, fit_s, fit_cpu = timed_cpu(pipe.fit, ttr, Ytr)
+    del ttr, Ytr
+    tte, lte = _read(root / "test.tsv.xz", n_test)
+    with warnings.catch_warnings():  # test packages unseen in training are left out
+        warnings.simplefilter("ignore")
+        Yte, _ = labels_to_indicator(lte, classes=classes)
+    clf = pipe[-1]
+
+    def predict():
+        return clf.predict_topk(pipe[:-1].transform(tte), 5)[0]
+
+    top, pred_s, pred_cpu = timed_cpu(predict)
+    return {"read_s": read_s, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "predict_s": pred_s,
+            "predict_cpu_s": pred_cpu, "n_test": len(tte),
+            "P@1": precision_at_k(Yte, top, k=1), "P@5": precision_at_k(Yte, top, k=5),
+            "sizes": {"n_buckets": clf.n_buckets_, "n_repetitions": clf.n_repetitions_,
+                      "hidden_layer_size": clf.hidden_layer_size_, "n_epochs": clf.n_epochs_,
+                      "loss": clf._loss, "final_loss": float(clf.loss_curve_[-1])}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--n-train", type=int, default=1_198_250)
+    ap.add_argument("--n-test", type=int, default=299_562)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=3600)
+    args = ap.parse_args()
+    out = run_isolated(run, args.data, args.n_train, args.n_test, args.threads,
+                       timeout=args.timeout)
+    print(out, flush=True)
+    row = {"system": "make_pipeline(HashingVectorizer(char_wb 3-5, 2**18), MACHClassifier())",
+           **{k: v for k, v in out.items() if k not in ("sizes", "trace")}}
+    cols = [("system", None), ("fit_s", "{:.0f}"), ("fit_cpu_s", "{:.0f}"),
+            ("predict_s", "{:.0f}"), ("predict_cpu_s", "{:.0f}"), ("P@1", "{:.3f}"),
+            ("P@5", "{:.3f}"), ("peak_rss_mb", "{:.0f}")]
+    md = (f"# debian-paths: the default estimator in a text pipeline\n\n"
+          f"Command: `{command_line()}`\n\nMachine: {machine()}\n\n"
+          f"{args.n_train:,} training paths (raw text), {out.get('n_test', args.n_test):,} test "
+          f"paths; {args.threads} threads (every pool pinned, `n_jobs={args.threads}`). Fit and "
+          f"predict include the featurisation. Sizes chosen by `\"auto\"`: "
+          f"{out.get('sizes')}.\n\n" + markdown_table([row], cols))
+    if "error" in out:
+        md += f"\nFailure: {out['error']}\n"
+    write_results("debian_pipeline_defaults", {"command": command_line(),
+                                               "machine": machine(), **out}, md)
+
+
+if __name__ == "__main__":
+    main()
