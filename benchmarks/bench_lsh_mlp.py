@@ -16,12 +16,16 @@ Writes ``benchmarks/results/lsh_mlp_<suite>.json`` and ``.md`` with the
 command line. Data come from ``../shared/data`` (or ``$SKMACH_DATA``).
 """
 
-import argparse
+import os
+
+# passive OpenMP waits (see skmach/_kernels/_lsh_train.py), before any import
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
 import gzip
 import io
 import json
 import lzma
-import os
 import platform
 import sys
 import time
