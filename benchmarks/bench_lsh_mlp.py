@@ -5,7 +5,9 @@ Usage (each comparison runs in one process, one data set after another)::
 
     nice python benchmarks/bench_lsh_mlp.py images --epochs 5 --threads 1 2
     nice python benchmarks/bench_lsh_mlp.py xc --epochs 5 --threads 1 2
-    nice python benchmarks/bench_lsh_mlp.py extreme --epochs 1 --threads 2
+    nice python benchmarks/bench_lsh_mlp.py extreme --epochs 1 --threads 1 2
+    nice python benchmarks/bench_lsh_mlp.py crossover --epochs 2 --threads 1 \
+        --n-classes 500 1000 2000 4000 8000
 
 Every system runs with its thread counts pinned: BLAS through threadpoolctl,
 Numba through ``numba.set_num_threads`` (and ``n_jobs`` for skmach). Wall
@@ -336,7 +338,7 @@ def suite_extreme(args):
         common = dict(n_epochs=args.epochs, batch_size=128, learning_rate=1e-3,
                       random_state=args.seed, tol=0.0, n_iter_no_change=10**6,
                       hidden_layer_sizes=(128,))
-        lsh = dict(common, lsh_layers="output", hash_family="simhash", n_tables=50, n_bits=8,
+        lsh = dict(common, lsh_layers="output", hash_family="simhash", n_tables=50, n_bits=10,
                    active_budget=0.005, selection="topk")
         rows = []
         for t in args.threads:
@@ -351,6 +353,29 @@ def suite_extreme(args):
                       "random_state=0), first 80% train",
             **_compare(rows, key="P@1"),
         }
+    return out
+
+
+def suite_crossover(args):
+    """Where an LSH output layer (default settings) starts to pay: the
+    ``lsh_layers="auto"`` threshold."""
+    from skmach.datasets import make_extreme_classification
+
+    out = {}
+    for n_classes in args.n_classes:
+        X, y = make_extreme_classification(n_samples=6000, n_features=2000,
+                                           n_classes=n_classes, nnz_per_sample=40,
+                                           random_state=0)
+        X, Xt, y, yt = X[:4800], X[4800:], y[:4800], y[4800:]
+        common = dict(hidden_layer_sizes=(128,), n_epochs=args.epochs, random_state=args.seed)
+        rows = []
+        for t in args.threads:
+            rows += [run_ours("LSH output (defaults)", dict(common, lsh_layers="output"),
+                              X, y, Xt, yt, threads=t),
+                     run_ours("dense (same code)", dict(common, lsh_layers="none"),
+                              X, y, Xt, yt, threads=t)]
+        out[f"synthetic-{n_classes}"] = {"n_train": X.shape[0], "n_test": Xt.shape[0],
+                                         "rows": rows, **_compare(rows)}
     return out
 
 
@@ -409,7 +434,7 @@ def write(suite, res, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("suite", choices=["images", "xc", "extreme"])
+    ap.add_argument("suite", choices=["images", "xc", "extreme", "crossover"])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--n-classes", type=int, nargs="+", default=[100_000])
@@ -422,7 +447,8 @@ def main():
     ap.add_argument("--debian-min-count", type=int, default=20)
     ap.add_argument("--debian-max-labels", type=int, default=2000)
     args = ap.parse_args()
-    res = {"images": suite_images, "xc": suite_xc, "extreme": suite_extreme}[args.suite](args)
+    res = {"images": suite_images, "xc": suite_xc, "extreme": suite_extreme,
+           "crossover": suite_crossover}[args.suite](args)
     write(args.suite, res, args)
 
 
