@@ -46,20 +46,28 @@ def quiet_stderr():
     os.dup2(devnull, 2)
 
 
-def _child(fn, args, queue):
+def _child(fn, args, queue, threads=None):
     try:
+        if threads is not None:
+            pin_threads(threads)
         out = fn(*args)
         out["peak_rss_mb"] = peak_rss_mb()
+        for key, (_, cpu) in zip(("fit_cpu_s", "predict_cpu_s"), TIMINGS):
+            out.setdefault(key, cpu)
         queue.put(out)
     except Exception as exc:  # report, don't hang the parent
         queue.put({"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
 
 
-def run_isolated(fn, *args, timeout=3600):
-    """Run ``fn(*args)`` in a fresh process; return its dict plus ``peak_rss_mb``."""
+def run_isolated(fn, *args, timeout=3600, threads=None):
+    """Run ``fn(*args)`` in a fresh process; return its dict plus ``peak_rss_mb``.
+
+    With ``threads``, every thread pool of the child is pinned to that many
+    threads first (:func:`pin_threads`).
+    """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(fn, args, q))
+    p = ctx.Process(target=_child, args=(fn, args, q, threads))
     p.start()
     deadline = time.monotonic() + timeout
     while True:
@@ -78,10 +86,18 @@ def run_isolated(fn, *args, timeout=3600):
     return out
 
 
+#: (wall, cpu) of every ``timed`` call in this process, in order; a run
+#: function times its fit first and its predict second, and ``_child``
+#: reports their CPU seconds as ``fit_cpu_s`` and ``predict_cpu_s``.
+TIMINGS = []
+
+
 def timed(f, *a, **kw):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     r = f(*a, **kw)
-    return r, time.perf_counter() - t
+    wall = time.perf_counter() - t
+    TIMINGS.append((wall, time.process_time() - c))
+    return r, wall
 
 
 def timed_cpu(f, *a, **kw):

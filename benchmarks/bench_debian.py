@@ -115,7 +115,8 @@ def main():
               f"Machine: {machine()}\n\n{args.n_train:,} training paths; scored on "
               f"{n_eval:,} of the {args.n_test:,} test paths, "
               f"{n_labels:,} labels (packages) seen in training, character 2-4-grams hashed "
-              f"into {args.n_features:,} features. 2 threads per system, one process each, "
+              f"into {args.n_features:,} features. {args.threads} threads per system (every thread "
+              f"pool pinned: threadpoolctl, Numba, OMP), one process each, "
               f"one after the other; peers with their default settings. MACH settings: "
               f"{MACH_DEBIAN}. One-vs-rest is not trained: its row is the size of its float64 weights.\n\n")
     rows = []
@@ -123,7 +124,8 @@ def main():
         label, fn = SYSTEMS[key]
         print(f"{label} ...", flush=True)
         extra = (MACH_DEBIAN,) if key == "mach" else ()
-        out = run_isolated(fn, args.data, spec, args.threads, *extra, timeout=args.timeout)
+        out = run_isolated(fn, args.data, spec, args.threads, *extra, timeout=args.timeout,
+                           threads=args.threads)
         out["system"] = label
         rows.append(out)
         print("  ", {k: v for k, v in out.items() if k != "trace"}, flush=True)
@@ -134,14 +136,20 @@ def main():
 def write_table(name, header, rows, ovr_gb):
     rows = [dict(r) for r in rows]
     ref = next((r for r in rows if r["system"].startswith("skmach") and "fit_s" in r), None)
+    pecos = next((r for r in rows if r["system"].startswith("PECOS") and "fit_s" in r), None)
     for r in rows:
         if ref and "fit_s" in r:
             r["fit_vs_mach"] = r["fit_s"] / ref["fit_s"]
+            r["cpu_vs_mach"] = r["fit_cpu_s"] / ref["fit_cpu_s"]
+        if pecos and "fit_s" in r:
+            r["fit_vs_pecos"] = r["fit_s"] / pecos["fit_s"]
     rows.append({"system": "sklearn OneVsRest(LogisticRegression) (not run)",
                  "model_mb": ovr_gb * 1024})
-    cols = [("system", None), ("fit_s", "{:.1f}"), ("predict_s", "{:.1f}"), ("P@1", "{:.3f}"),
+    cols = [("system", None), ("fit_s", "{:.1f}"), ("fit_cpu_s", "{:.1f}"),
+            ("predict_s", "{:.1f}"), ("predict_cpu_s", "{:.1f}"), ("P@1", "{:.3f}"),
             ("P@3", "{:.3f}"), ("P@5", "{:.3f}"), ("peak_rss_mb", "{:.0f}"),
-            ("model_mb", "{:.0f}"), ("fit_vs_mach", "{:.2f}")]
+            ("model_mb", "{:.0f}"), ("fit_vs_pecos", "{:.2f}"), ("fit_vs_mach", "{:.2f}"),
+            ("cpu_vs_mach", "{:.2f}")]
     md = header + markdown_table(rows, cols)
     errors = [r for r in rows if "error" in r]
     if errors:

@@ -62,9 +62,12 @@ def sparse_forward_parallel(indptr, indices, data, W, b, relu, out):
         _forward_row(i, indptr, indices, data, W, b, relu, out)
 
 
-@njit(**SERIAL)
 def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
     """Loss and gradient of the logits, in place.
+
+    The exponentials run in NumPy (SIMD ``exp`` on whole blocks, about ten
+    times faster than a scalar ``exp`` in a Numba loop); the two Numba
+    passes around them handle the sparse targets.
 
     Parameters
     ----------
@@ -82,49 +85,82 @@ def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
     loss_out : float64 array of shape (g,)
         The weighted mean loss of each repetition is added to it.
     """
+    if softmax:
+        mx = Z.max(axis=2)
+        _softmax_targets_before(Z, mx, tptr, tcol, tval, scale, loss_out)
+        Z -= mx[:, :, None]
+        np.exp(Z, out=Z)
+        tot = Z.sum(axis=2, dtype=np.float64)
+        _softmax_finish(Z, tot, tptr, tcol, tval, scale, loss_out)
+    else:
+        E = np.abs(Z)
+        np.negative(E, out=E)
+        np.exp(E, out=E)  # exp(-|z|)
+        _sigmoid_finish(Z, E, tptr, tcol, tval, scale, loss_out)
+
+
+@njit(**SERIAL)
+def _softmax_targets_before(Z, mx, tptr, tcol, tval, scale, loss_out):
+    """Loss terms that need the logits: ``sum_q t_q (max - z_q)``."""
     n, g, B = Z.shape
     for i in range(n):
         s = scale[i]
         for r in range(g):
             z = Z[i, r]
+            lval = 0.0
+            for q in range(tptr[i * g + r], tptr[i * g + r + 1]):
+                lval += tval[q] * (mx[i, r] - z[tcol[q]])
+            loss_out[r] += s * lval
+
+
+@njit(**SERIAL)
+def _softmax_finish(E, tot, tptr, tcol, tval, scale, loss_out):
+    """From ``exp(z - max)`` and its row sums: the loss's ``log`` term and
+    ``s * (softmax - target)`` in place."""
+    n, g, B = E.shape
+    for i in range(n):
+        s = scale[i]
+        for r in range(g):
+            e = E[i, r]
             q0 = tptr[i * g + r]
             q1 = tptr[i * g + r + 1]
-            if softmax:
-                if q1 == q0:
-                    for c in range(B):
-                        z[c] = 0
-                    continue
-                mx = z[0]
-                for c in range(1, B):
-                    if z[c] > mx:
-                        mx = z[c]
-                lval = 0.0
-                tsum = 0.0
-                for q in range(q0, q1):
-                    lval += tval[q] * (mx - z[tcol[q]])
-                    tsum += tval[q]
-                tot = 0.0
+            if q1 == q0:  # no label: contributes nothing
                 for c in range(B):
-                    e = np.exp(z[c] - mx)  # float32
-                    z[c] = e
-                    tot += e
-                lval += tsum * np.log(tot)
-                f = np.float32(s / tot)
-                for c in range(B):
-                    z[c] *= f
-                for q in range(q0, q1):
-                    z[tcol[q]] -= s * tval[q]
-            else:
-                lval = 0.0
-                for q in range(q0, q1):
-                    lval -= tval[q] * z[tcol[q]]
-                for c in range(B):
-                    v = z[c]
-                    e = np.exp(-abs(v))
-                    lval += max(v, 0.0) + np.log1p(e)
-                    z[c] = s * (1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e))
-                for q in range(q0, q1):
-                    z[tcol[q]] -= s * tval[q]
+                    e[c] = 0
+                continue
+            tsum = 0.0
+            for q in range(q0, q1):
+                tsum += tval[q]
+            loss_out[r] += s * tsum * np.log(tot[i, r])
+            f = np.float32(s / tot[i, r])
+            for c in range(B):
+                e[c] *= f
+            for q in range(q0, q1):
+                e[tcol[q]] -= s * tval[q]
+
+
+@njit(**SERIAL)
+def _sigmoid_finish(Z, E, tptr, tcol, tval, scale, loss_out):
+    """Binary cross-entropy ``softplus(z) - t z`` and ``s * (sigmoid(z) - t)``
+    from ``E = exp(-|z|)``; ``Z`` is overwritten with the gradient."""
+    n, g, B = Z.shape
+    for i in range(n):
+        s = scale[i]
+        for r in range(g):
+            z = Z[i, r]
+            e = E[i, r]
+            q0 = tptr[i * g + r]
+            q1 = tptr[i * g + r + 1]
+            lval = 0.0
+            for q in range(q0, q1):
+                lval -= tval[q] * z[tcol[q]]
+            for c in range(B):
+                v = z[c]
+                lval += max(v, 0.0) + np.log1p(e[c])
+                inv = 1.0 / (1.0 + e[c])
+                z[c] = s * (inv if v >= 0 else e[c] * inv)
+            for q in range(q0, q1):
+                z[tcol[q]] -= s * tval[q]
             loss_out[r] += s * lval
 
 

@@ -111,9 +111,12 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Where the numerical work runs. The CuPy kernels (``skmach._gpu``)
-        are not wired in yet: ``"cuda"`` raises a ``ValueError`` and
-        ``"auto"`` runs on the CPU.
+        Where prediction runs. ``"cuda"``: bucket probabilities and the
+        fused bucket scoring and top-k run on the GPU with CuPy
+        (``skmach._gpu``); training still runs on the CPU kernels, and a
+        clear ``ValueError`` is raised without CuPy or a GPU. ``"auto"``
+        stays on the CPU until the GPU kernels have passed a device run
+        (``benchmarks/gpu_check.sh``).
 
     Attributes
     ----------
@@ -309,7 +312,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        self.device_ = resolve_device(self.device, supported=("cpu",), owner="MACHClassifier")
+        self.device_ = resolve_device(self.device, supported=("cpu", "cuda"),
+                                      owner="MACHClassifier")
+        self.__dict__.pop("_gpu_cache", None)
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             reset=not partial,
@@ -509,9 +514,30 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         X = self._check_X(X)
         return self._bucket_proba(X)
 
-    def _bucket_proba(self, X):
+    def _bucket_proba(self, X, on_device=False):
+        """Bucket probabilities; with ``device_="cuda"`` computed on the GPU
+        (returned there when ``on_device``, else copied to the host)."""
+        if self.device_ == "cuda" and self.estimator is None:
+            from .._gpu import to_device, to_host
+            from .._gpu._estimators import mach_bucket_proba
+
+            Xf = X.tocsr() if sp.issparse(X) else X
+            P = mach_bucket_proba(to_device(Xf, "cuda"), self._gpu_state()["params"],
+                                  self.n_buckets_, self.hidden_layer_size_, self._loss)
+            return P if on_device else to_host(P)
         with numba_threads(self.n_jobs):
             return self._bucket_proba_impl(X)
+
+    def _gpu_state(self):
+        """Weights and hash coefficients on the device, copied once (not saved)."""
+        cache = getattr(self, "_gpu_cache", None)
+        if cache is None:
+            from .._gpu import hash_arguments
+            from .._gpu._estimators import params_to_device
+
+            cache = self._gpu_cache = {"params": params_to_device(self.coefs_),
+                                       "hash": hash_arguments(self.hash_family_)}
+        return cache
 
     def _bucket_proba_impl(self, X):
         if self.estimator is not None:
@@ -575,10 +601,18 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         scores = np.empty((X.shape[0], k), dtype=np.float32)
         c = self._candidate_buckets()
         inv = self._stacked_inverted() if c is not None else None
+        gpu = self.device_ == "cuda" and self.estimator is None
         for s, e in self._iter_chunks(X):
-            P = self._bucket_proba(X[s:e])
-            idx, val = topk_classes(P, self.hash_family_, K, k, self._aggregation,
-                                    n_candidate_buckets=c, inverted=inv, n_jobs=self.n_jobs)
+            P = self._bucket_proba(X[s:e], on_device=gpu)
+            if gpu:  # fused scoring and top-k on the device (exact)
+                from .._gpu._estimators import mach_topk
+
+                idx, val = mach_topk(P, None, K, k, self._aggregation,
+                                     hash_args=self._gpu_state()["hash"])
+            else:
+                idx, val = topk_classes(P, self.hash_family_, K, k, self._aggregation,
+                                        n_candidate_buckets=c, inverted=inv,
+                                        n_jobs=self.n_jobs)
             labels[s:e] = self.classes_[idx]
             scores[s:e] = self._finish_scores(val.astype(np.float32))
         return labels, scores
@@ -701,6 +735,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         # Adam's moments.
         state.pop("_opt_state", None)
         state.pop("_inv_cache", None)
+        state.pop("_gpu_cache", None)
         return state
 
 

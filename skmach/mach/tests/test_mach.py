@@ -160,11 +160,36 @@ def test_bad_k_and_device(multiclass):
         clf.predict_topk(Xte, 61)
     with pytest.raises(TypeError, match="k must be an integer"):
         clf.predict_topk(Xte, 2.5)
-    # the CuPy kernels are not wired into the estimator yet: a clear error,
-    # never a silent CPU run labelled 'cuda'
-    with pytest.raises(ValueError, match="device='cuda'"):
-        MACHClassifier(device="cuda").fit(Xtr, ytr)
+    from skmach._device import cuda_available
+
+    if not cuda_available():
+        # no GPU: a clear error, never a silent CPU run labelled 'cuda'
+        with pytest.raises(ValueError, match="device='cuda'"):
+            MACHClassifier(device="cuda").fit(Xtr, ytr)
     assert MACHClassifier(device="auto").fit(Xtr[:50], ytr[:50]).device_ == "cpu"
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "logmean", "min"])
+@pytest.mark.parametrize("hidden", [0, 6])
+def test_cuda_prediction_matches_cpu_with_the_numpy_standin(multiclass, aggregation, hidden):
+    """device="cuda" through the host-side GPU code (the CuPy stand-in runs
+    each raw kernel's NumPy reference): the same top-k and predictions."""
+    from skmach._gpu import _standin
+
+    Xtr, Xte, ytr, _ = multiclass
+    kw = dict(n_buckets=8, n_repetitions=4, hidden_layer_size=hidden, n_epochs=2,
+              aggregation=aggregation, random_state=0)
+    cpu = MACHClassifier(**kw).fit(Xtr, ytr)
+    with _standin.installed():
+        gpu = MACHClassifier(**kw, device="cuda").fit(Xtr, ytr)
+        assert gpu.device_ == "cuda"
+        labels, scores = gpu.predict_topk(Xte[:40], 5)
+        pred = gpu.predict(Xte[:40])
+    ref_labels, ref_scores = cpu.predict_topk(Xte[:40], 5)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(pred, cpu.predict(Xte[:40]))
+    assert "_gpu_cache" not in pickle.loads(pickle.dumps(gpu)).__dict__
 
 
 def test_pickle_round_trip(multiclass):
