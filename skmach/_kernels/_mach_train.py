@@ -93,10 +93,18 @@ def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
         tot = Z.sum(axis=2, dtype=np.float64)
         _softmax_finish(Z, tot, tptr, tcol, tval, scale, loss_out)
     else:
+        # softplus(z) = max(z, 0) + log1p(exp(-|z|)); sigmoid from the same exp
         E = np.abs(Z)
         np.negative(E, out=E)
-        np.exp(E, out=E)  # exp(-|z|)
-        _sigmoid_finish(Z, E, tptr, tcol, tval, scale, loss_out)
+        np.exp(E, out=E)
+        per = np.log1p(E)
+        per += np.maximum(Z, 0)
+        per = per.sum(axis=2, dtype=np.float64)  # (n, g)
+        inv = E + 1
+        np.reciprocal(inv, out=inv)
+        E *= inv  # sigmoid(-|z|)
+        np.copyto(E, inv, where=Z >= 0)  # sigmoid(z) in E
+        _sigmoid_finish(Z, E, per, tptr, tcol, tval, scale, loss_out)
 
 
 @njit(**SERIAL)
@@ -140,28 +148,79 @@ def _softmax_finish(E, tot, tptr, tcol, tval, scale, loss_out):
 
 
 @njit(**SERIAL)
-def _sigmoid_finish(Z, E, tptr, tcol, tval, scale, loss_out):
-    """Binary cross-entropy ``softplus(z) - t z`` and ``s * (sigmoid(z) - t)``
-    from ``E = exp(-|z|)``; ``Z`` is overwritten with the gradient."""
+def _sigmoid_finish(Z, S, per, tptr, tcol, tval, scale, loss_out):
+    """Binary cross-entropy ``softplus(z) - t z`` (``per`` holds the softplus
+    sums) and ``s * (sigmoid(z) - t)`` written over ``Z`` (``S`` = sigmoid)."""
     n, g, B = Z.shape
     for i in range(n):
         s = scale[i]
+        sf = np.float32(s)
         for r in range(g):
             z = Z[i, r]
-            e = E[i, r]
             q0 = tptr[i * g + r]
             q1 = tptr[i * g + r + 1]
-            lval = 0.0
+            lval = per[i, r]
             for q in range(q0, q1):
                 lval -= tval[q] * z[tcol[q]]
+            sg = S[i, r]
             for c in range(B):
-                v = z[c]
-                lval += max(v, 0.0) + np.log1p(e[c])
-                inv = 1.0 / (1.0 + e[c])
-                z[c] = s * (inv if v >= 0 else e[c] * inv)
+                z[c] = sf * sg[c]
             for q in range(q0, q1):
                 z[tcol[q]] -= s * tval[q]
             loss_out[r] += s * lval
+
+
+@njit(**SERIAL)
+def multilabel_targets(indptr, Hy, n_buckets, softmax):
+    """Sparse targets of a multi-label batch (see ``sparse_targets``).
+
+    Parameters
+    ----------
+    indptr : int array of shape (n + 1,)
+        Row pointers of the batch's label indicator.
+    Hy : int64 array of shape (g, nnz)
+        Bucket of each label entry in each repetition.
+    n_buckets : int
+    softmax : bool
+        Targets ``1 / (number of distinct buckets)`` (softmax) or 1.
+
+    Returns
+    -------
+    tptr, tcol, tval, has
+        ``tcol`` sorted within each (sample, repetition); ``has`` is 1 for a
+        sample with at least one label.
+    """
+    n = len(indptr) - 1
+    g = Hy.shape[0]
+    base = indptr[0]
+    mark = np.zeros(n_buckets, np.bool_)
+    cap = (indptr[n] - base) * g
+    tcol = np.empty(cap, np.int32)
+    tval = np.empty(cap, np.float32)
+    tptr = np.zeros(n * g + 1, np.int64)
+    has = np.zeros(n, np.float32)
+    q = 0
+    for i in range(n):
+        a = indptr[i] - base
+        b = indptr[i + 1] - base
+        if b > a:
+            has[i] = 1
+        for r in range(g):
+            q0 = q
+            for p in range(a, b):
+                h = Hy[r, p]
+                if not mark[h]:
+                    mark[h] = True
+                    tcol[q] = h
+                    q += 1
+            for t in range(q0, q):
+                mark[tcol[t]] = False
+            tcol[q0:q].sort()
+            v = np.float32(1.0 / (q - q0)) if softmax and q > q0 else np.float32(1.0)
+            for t in range(q0, q):
+                tval[t] = v
+            tptr[i * g + r + 1] = q
+    return tptr, tcol[:q], tval[:q], has
 
 
 @njit(**SERIAL)

@@ -299,19 +299,9 @@ def sparse_targets(y, buckets_of, n, g, n_buckets, loss):
         tcol = np.ascontiguousarray(Hy.T).reshape(-1)
         return (np.arange(n * g + 1, dtype=np.int64), tcol,
                 np.ones(n * g, DTYPE), None)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(y.indptr))
-    Hy = buckets_of(y.indices).astype(np.int64)  # (g, nnz)
-    cell = rows[None, :] * g + np.arange(g, dtype=np.int64)[:, None]
-    key = np.unique((cell * B + Hy).ravel())  # sorted by cell, then bucket; distinct
-    cell, tcol = np.divmod(key, B)
-    counts = np.bincount(cell, minlength=n * g)
-    tptr = np.zeros(n * g + 1, dtype=np.int64)
-    np.cumsum(counts, out=tptr[1:])
-    if loss == "sigmoid":
-        return tptr, tcol.astype(np.int32), np.ones(len(key), DTYPE), None
-    tval = (1.0 / counts[cell]).astype(DTYPE)
-    has = counts.reshape(n, g)[:, 0] > 0
-    return tptr, tcol.astype(np.int32), tval, has.astype(DTYPE)
+    Hy = buckets_of(y.indices[y.indptr[0]:y.indptr[-1]]).astype(np.int64)  # (g, nnz)
+    tptr, tcol, tval, has = _k.multilabel_targets(y.indptr, Hy, B, loss == "softmax")
+    return tptr, tcol, tval, (has if loss == "softmax" else None)
 
 
 # --------------------------------------------------------------------------
