@@ -40,9 +40,14 @@ docs: $(STAMP)
 	$(PY) -m pip install -q -e ".[docs]"
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-## Optional peers for the benchmarks (napkinXC, Omikuji, PECOS: several GB).
-bench-install: $(STAMP)
-	$(PY) -m pip install -q -e ".[bench]"
+## Optional peers for the benchmarks (napkinXC, Omikuji, PECOS: several GB), in
+## their own venv: libpecos pins NumPy < 2 and SciPy < 1.14, which would
+## break CuPy and the test environment in .venv.
+BENCH_VENV ?= .venv-bench
+bench-install:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e ".[bench]"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/_build docs/auto_examples docs/generated

@@ -26,6 +26,9 @@ EXPECTED_FAILED_CHECKS = {
 
 
 def _estimators():
+    # the defaults first: a user tries them before anything else
+    yield MACHClassifier()
+    yield LSHSparseMLPClassifier()
     yield MACHClassifier(n_buckets=4, n_repetitions=4, n_epochs=5, random_state=0)
     yield LSHSparseMLPClassifier(hidden_layer_sizes=(32,), n_tables=4, n_bits=2,
                                  active_budget=0.5, n_epochs=40, learning_rate=1e-2,

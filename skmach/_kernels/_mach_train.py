@@ -62,6 +62,49 @@ def sparse_forward_parallel(indptr, indices, data, W, b, relu, out):
         _forward_row(i, indptr, indices, data, W, b, relu, out)
 
 
+@njit(**PARALLEL)
+def dense_forward_parallel(X, W, b, relu, out):
+    """``out = X @ W + b`` (then ReLU) for dense ``X``, row by row (prediction).
+
+    One row's result never depends on the other rows (a BLAS product may
+    round a row differently depending on how many rows come with it).
+    """
+    m = W.shape[1]
+    for i in prange(X.shape[0]):
+        row = out[i]
+        for c in range(m):
+            row[c] = b[c]
+        for j in range(X.shape[1]):
+            x = np.float32(X[i, j])
+            if x != 0:
+                w = W[j]
+                for c in range(m):
+                    row[c] += x * w[c]
+        if relu:
+            for c in range(m):
+                if row[c] < 0:
+                    row[c] = 0
+
+
+@njit(**PARALLEL)
+def output_layer_parallel(A, W2, b2, out):
+    """Logits ``out[i, r] = A[i, r*H:(r+1)*H] @ W2[r] + b2[r]`` row by row
+    (prediction; batch-invariant like :func:`dense_forward_parallel`)."""
+    n = A.shape[0]
+    g, H, B = W2.shape
+    for i in prange(n):
+        for r in range(g):
+            z = out[i, r]
+            for c in range(B):
+                z[c] = b2[r, c]
+            for h in range(H):
+                a = A[i, r * H + h]
+                if a != 0:
+                    w = W2[r, h]
+                    for c in range(B):
+                        z[c] += a * w[c]
+
+
 def logits_grad(Z, tptr, tcol, tval, scale, softmax, loss_out):
     """Loss and gradient of the logits, in place.
 

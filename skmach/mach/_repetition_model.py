@@ -322,21 +322,33 @@ def _csr_parts(Xb):
 
 
 def forward_fast(X, params, n_buckets, hidden, parallel=False):
-    """:func:`forward` with the compiled sparse product (CSR ``X``).
+    """:func:`forward` with the compiled kernels.
+
+    Training (``parallel=False``): the compiled sparse product for CSR
+    ``X``, BLAS for the rest. Prediction (``parallel=True``): every product
+    row by row on Numba's threads, so that a sample's scores do not depend
+    on the other samples of the batch.
 
     Returns logits as a (n, g, B) view and the hidden activations (or None).
     """
-    if not sp.issparse(X):
+    if not sp.issparse(X) and not parallel:
         return forward(X.astype(DTYPE, copy=False), params, n_buckets, hidden)
-    X = X.tocsr()
-    n = X.shape[0]
-    fwd = _k.sparse_forward_parallel if parallel else _k.sparse_forward
     W, b = params[0], params[1]
+    n = X.shape[0]
     out = np.empty((n, W.shape[1]), DTYPE)
-    fwd(*_csr_parts(X), W, b, hidden > 0, out)
+    if sp.issparse(X):
+        X = X.tocsr()
+        fwd = _k.sparse_forward_parallel if parallel else _k.sparse_forward
+        fwd(*_csr_parts(X), W, b, hidden > 0, out)
+    else:
+        _k.dense_forward_parallel(np.ascontiguousarray(X), W, b, hidden > 0, out)
     if hidden == 0:
         return out.reshape(n, -1, n_buckets), None
     W2, b2 = params[2], params[3]
+    if parallel:
+        Z = np.empty((n, W2.shape[0], n_buckets), DTYPE)
+        _k.output_layer_parallel(out, W2, b2, Z)
+        return Z, out
     Ag = out.reshape(n, -1, hidden).transpose(1, 0, 2)  # (g, n, H)
     Zg = np.matmul(Ag, W2)  # (g, n, B)
     Zg += b2[:, None, :]
