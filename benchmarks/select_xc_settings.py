@@ -28,6 +28,17 @@ CANDIDATES = {
              learning_rate=0.1, n_epochs=5),
         dict(loss="softmax", n_buckets=32, n_repetitions=16, hidden_layer_size=0,
              learning_rate=0.1, n_epochs=5),
+        # the defaults with one size changed
+        dict(loss="softmax", n_buckets=64, n_repetitions=32, hidden_layer_size=256,
+             n_epochs=5),
+        dict(loss="softmax", n_buckets=64, n_repetitions=16, hidden_layer_size=256,
+             n_epochs=5, batch_size=128),
+        dict(loss="softmax", n_buckets=64, n_repetitions=16, hidden_layer_size=256,
+             n_epochs=3, batch_size=128),
+        dict(loss="softmax", n_buckets=64, n_repetitions=16, hidden_layer_size=128,
+             n_epochs=3, batch_size=128),
+        dict(loss="softmax", n_buckets=64, n_repetitions=16, hidden_layer_size=64,
+             n_epochs=3, batch_size=64),
     ],
     "delicious": [
         dict(),
