@@ -446,10 +446,13 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         with threadpool_limits(limits=1, user_api="blas"):
             results = Parallel(n_jobs=self.n_jobs, prefer="threads")(jobs)
         bar.close()
-        self.coefs_ = rm.concat_params([r["params"] for r in results], H)
+        # one array at a time, each group's part dropped once copied: the
+        # peak is the model plus one more of its arrays, not twice the model
+        # and its moments
+        self.coefs_ = _concat_and_drop([r["params"] for r in results], H)
         self._opt_state = {
-            "ms": rm.concat_params([r["opt_state"]["ms"] for r in results], H),
-            "vs": rm.concat_params([r["opt_state"]["vs"] for r in results], H),
+            "ms": _concat_and_drop([r["opt_state"]["ms"] for r in results], H),
+            "vs": _concat_and_drop([r["opt_state"]["vs"] for r in results], H),
             "t": results[0]["opt_state"]["t"],
         }
         curves = [r["loss_curves"] for r in results]
@@ -494,11 +497,12 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
                              dtype=[np.float64, np.float32], reset=False)
 
     def _chunk_rows(self, n):
-        """Rows per chunk so that one chunk's bucket probabilities (and their
-        copies) fit in working memory."""
-        wm = get_config()["working_memory"] * 2**20
+        """Rows per chunk: one chunk's logits, bucket probabilities and the
+        scorer's copy of them (float32) take at most a quarter of
+        ``working_memory`` and 256 MiB (larger chunks buy no speed)."""
+        budget = min(get_config()["working_memory"] * 2**20 // 4, 2**28)
         per_row = self.n_repetitions_ * self.n_buckets_ * 4 * 3
-        return int(max(1, min(n, wm // per_row)))
+        return int(max(1, min(n, budget // per_row)))
 
     def predict_bucket_proba(self, X):
         """Bucket probabilities of every repetition, shape (n_samples, R, B).
@@ -737,6 +741,21 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         state.pop("_inv_cache", None)
         state.pop("_gpu_cache", None)
         return state
+
+
+def _concat_and_drop(groups, hidden):
+    """The layout of :func:`rm.concat_params` (first-layer weights side by
+    side, everything else stacked), emptying the groups' lists as it goes."""
+    if len(groups) == 1:
+        return list(groups[0])
+    out = []
+    for i in range(len(groups[0])):
+        parts = [g[i] for g in groups]
+        for g in groups:
+            g[i] = None
+        out.append(np.concatenate(parts, axis=1 if i == 0 else 0))
+        del parts
+    return out
 
 
 def _auto_loss(kind, y):
