@@ -102,7 +102,14 @@ def main():
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per system")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="debian_paths")
+    ap.add_argument("--mach-settings", default=None,
+                    help="JSON of MACHClassifier parameters that replace the recorded ones")
     args = ap.parse_args()
+    mach_settings = dict(MACH_DEBIAN)
+    if args.mach_settings:
+        import json
+
+        mach_settings.update(json.loads(args.mach_settings))
     spec = ("debian", args.n_train, args.n_test, args.n_features, args.n_eval)
     Xtr, Ytr, Xte, Yte = load_debian(args.data, *spec[1:])  # featurise once, here
     n_labels = Ytr.shape[1]
@@ -118,12 +125,12 @@ def main():
               f"into {args.n_features:,} features. {args.threads} threads per system (every thread "
               f"pool pinned: threadpoolctl, Numba, OMP), one process each, "
               f"one after the other; peers with their default settings. MACH settings: "
-              f"{MACH_DEBIAN}. One-vs-rest is not trained: its row is the size of its float64 weights.\n\n")
+              f"{mach_settings}. One-vs-rest is not trained: its row is the size of its float64 weights.\n\n")
     rows = []
     for key in args.systems:
         label, fn = SYSTEMS[key]
         print(f"{label} ...", flush=True)
-        extra = (MACH_DEBIAN,) if key == "mach" else ()
+        extra = (mach_settings,) if key == "mach" else ()
         out = run_isolated(fn, args.data, spec, args.threads, *extra, timeout=args.timeout,
                            threads=args.threads)
         out["system"] = label

@@ -426,7 +426,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         groups = self._groups()
         old = self.coefs_
         # the Adam moments carry over from fit to partial_fit too
-        state = self._opt_state if incremental else None
+        state = getattr(self, "_opt_state", None) if incremental else None
         bar = progress_bar(cfg.n_epochs * self.n_repetitions_, self.verbose,
                            desc="MACH fit", unit="rep-epoch")
         jobs = []
@@ -734,10 +734,12 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()  # a copy (see _VersionedStateMixin)
-        # Adam's moments (twice the weights) and the inverted index are not
-        # saved: a loaded model predicts as before and partial_fit restarts
-        # Adam's moments.
-        state.pop("_opt_state", None)
+        # Adam's moments (twice the weights) are saved only for a model that
+        # partial_fit is training, which then continues exactly as the
+        # original would; a model from fit() is saved without them (its
+        # weights only), and a later partial_fit starts fresh moments.
+        if not getattr(self, "_n_partial_calls", 0):
+            state.pop("_opt_state", None)
         state.pop("_inv_cache", None)
         state.pop("_gpu_cache", None)
         return state
