@@ -272,6 +272,25 @@ def test_one_optimiser_whatever_the_density():
         np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-6)
 
 
+def test_lazy_adam_however_many_features_a_batch_touches():
+    """A feature absent from every batch keeps its initial weights, also when
+    the batches touch most other features (no switch to a dense step)."""
+    import scipy.sparse as sp
+
+    from skmach.mach import _repetition_model as rm
+
+    rng = np.random.default_rng(1)
+    X = rng.random((200, 10)).astype(np.float32)
+    X[:, 9] = 0  # feature 9 never occurs; every batch touches the 9 others
+    X = sp.csr_matrix(X)
+    y = rng.integers(0, 9, 200)
+    clf = MACHClassifier(n_buckets=4, n_repetitions=2, hidden_layer_size=3, n_epochs=2,
+                         batch_size=50, alpha=1.0, random_state=0).fit(X, y)
+    init = rm.init_params(10, 4, 3, clf._rep_seeds)
+    np.testing.assert_array_equal(clf.coefs_[0][9], init[0][9])
+    assert not np.allclose(clf.coefs_[0][:9], init[0][:9])
+
+
 def test_partial_fit_after_fit_continues_history_and_adam(multiclass):
     Xtr, _, ytr, _ = multiclass
     kw = dict(n_buckets=16, n_repetitions=4, n_epochs=3, random_state=0)
