@@ -108,7 +108,8 @@ def _references():
 
 def _parse_signature(code, name):
     """C types of the kernel's parameters: ``[(ctype, is_pointer), ...]``."""
-    typedefs = dict(re.findall(r"typedef\s+([\w ]+?)\s+(\w+)\s*;", code))
+    typedefs = {alias: ctype for ctype, alias in
+                re.findall(r"typedef\s+([\w ]+?)\s+(\w+)\s*;", code)}
     m = re.search(r'extern\s+"C"\s+__global__\s+void\s+' + re.escape(name) + r"\s*\(([^)]*)\)",
                   code)
     if m is None:
