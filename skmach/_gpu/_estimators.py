@@ -70,22 +70,36 @@ def mach_bucket_proba(X, params, n_buckets, hidden, loss):
     def dense(a):
         return a.toarray() if hasattr(a, "toarray") else a
 
-    X = X.astype(xp.float32) if X.dtype != xp.float32 else X
+    X = _astype(xp, X, xp.float32) if X.dtype != xp.float32 else X
     if hidden == 0:
         W, b = params
         Z = xp.asarray(dense(X @ W)) + b
         Z = xp.reshape(Z, (n, -1, n_buckets))
     else:
         W1, b1, W2, b2 = params
-        A = xp.maximum(xp.asarray(dense(X @ W1)) + b1, xp.float32(0))
+        A = xp.asarray(dense(X @ W1)) + b1
+        A = xp.maximum(A, xp.zeros_like(A))
         g = W2.shape[0]
-        Ag = xp.transpose(xp.reshape(A, (n, g, hidden)), (1, 0, 2))
-        Z = xp.transpose(xp.matmul(Ag, W2) + b2[:, None, :], (1, 0, 2))
+        Ag = _permute_dims(xp, xp.reshape(A, (n, g, hidden)), (1, 0, 2))
+        Z = _permute_dims(xp, xp.matmul(Ag, W2) + b2[:, None, :], (1, 0, 2))
     if loss == "softmax":
         P = _softmax(xp, Z)
     else:
         P = 1 / (1 + xp.exp(-Z))
-    return xp.astype(P, xp.float32) if hasattr(xp, "astype") else P.astype(xp.float32)
+    return _astype(xp, P, xp.float32)
+
+
+def _astype(xp, a, dtype):
+    # the array API's xp.astype (NumPy 2, array_api_strict); CuPy: the method
+    # (cupyx sparse matrices have the method only)
+    if hasattr(a, "astype"):
+        return a.astype(dtype)
+    return xp.astype(a, dtype)
+
+
+def _permute_dims(xp, a, axes):
+    f = getattr(xp, "permute_dims", None) or xp.transpose
+    return f(a, axes)
 
 
 def mach_topk(P, hash_family, n_classes, k, aggregation, *, candidates=None, hash_args=None):

@@ -309,7 +309,9 @@ def select_active_gpu(q_rows, q_neurons, n, n_neurons, budget, *, selection="top
     Same parameters and result as
     :func:`skmach.neural_network._sparse_layers.select_active`, written once
     for the array namespace of ``q_rows`` (CuPy on the GPU, NumPy on the
-    CPU): collisions are counted per (sample, neuron), forced neurons get
+    CPU; other array API libraries, which lack ``bincount`` and scatter,
+    select through NumPy and get their results back in their namespace and
+    on their device): collisions are counted per (sample, neuron), forced neurons get
     priority ``2**20``, and each sample keeps at most ``budget`` neurons, most
     collisions first (``"sample"``: drawn proportionally to the collision
     count with ``rng``, as ``"topk"`` without), padded with ``n_pad`` neurons.
@@ -333,9 +335,27 @@ def select_active_gpu(q_rows, q_neurons, n, n_neurons, budget, *, selection="top
     >>> idx[mask].tolist()
     [2, 3]
     """
-    from ._backend import array_namespace_of
+    from ._backend import array_namespace_of, is_cupy_array
 
     xp = array_namespace_of(q_rows)
+    if xp is not np and not is_cupy_array(q_rows):
+        # Another array API library (array_api_strict, ...): the standard has
+        # no bincount / scatter, so select on NumPy and return the result in
+        # the input's namespace, on its device.
+        from sklearn.utils._array_api import _convert_to_numpy, device
+
+        def host(a):
+            if a is None or isinstance(a, np.ndarray):
+                return a
+            return _convert_to_numpy(a, xp) if hasattr(a, "__array_namespace__") else \
+                np.asarray(a)
+
+        res = select_active_gpu(
+            host(q_rows), host(q_neurons), n, n_neurons, budget, selection=selection,
+            threshold=threshold, n_pad=n_pad, rng=rng, priority=host(priority),
+            forced_rows=host(forced_rows), forced_neurons=host(forced_neurons))
+        dev = device(q_rows)
+        return tuple(xp.asarray(r, device=dev) for r in res)
     if selection not in ("union", "topk", "sample", "threshold"):
         raise ValueError(
             f"selection must be 'union', 'topk', 'sample' or 'threshold'; got {selection!r}")
