@@ -1,0 +1,132 @@
+"""``LSHSparseMLPClassifier`` prediction on the device (:mod:`skmach._gpu._lsh_mlp`)
+against the CPU estimator, on small fitted models; the ``cp`` fixture gives
+the stand-in (every commit) and the real CuPy (``gpu``-marked)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skmach._device import cuda_available
+from skmach._gpu._lsh_mlp import (
+    lsh_mlp_params_to_device,
+    lsh_mlp_predict_proba,
+    lsh_mlp_scores,
+    lsh_mlp_topk,
+)
+from skmach.neural_network import LSHSparseMLPClassifier
+
+
+@pytest.fixture(params=[pytest.param("cupy", marks=pytest.mark.gpu), "standin"])
+def cp(request):
+    if request.param == "standin":
+        from skmach._gpu._standin import installed
+
+        with installed() as mod:
+            yield mod
+        return
+    if not cuda_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    import cupy
+
+    yield cupy
+
+
+def _data(n=260, d=16, k=40, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3, size=(k, d))
+    y = rng.integers(0, k, n)
+    X = np.abs(centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+    X[X < 1.0] = 0  # zeros: DWTA densification, sparse input
+    return X[:200], X[200:], y[:200]
+
+
+_BASE = dict(n_tables=8, n_bits=2, active_budget=0.25, n_epochs=3, learning_rate=1e-2,
+             batch_size=32, random_state=0)
+
+# (hidden sizes, lsh_layers, output_scoring, hash family): dense, LSH hidden
+# (active sets), LSH output scored fully or on its retrieved set, two LSH layers
+_MODELS = {
+    "dense": dict(hidden_layer_sizes=(32,), lsh_layers="none"),
+    "lsh-hidden": dict(hidden_layer_sizes=(64,), lsh_layers="hidden"),
+    "lsh-output-full": dict(hidden_layer_sizes=(16,), lsh_layers="output"),
+    "lsh-output-lsh": dict(hidden_layer_sizes=(16,), lsh_layers="output",
+                           output_scoring="lsh"),
+    "all-simhash": dict(hidden_layer_sizes=(48, 32), lsh_layers="all", output_scoring="lsh",
+                        hash_family="simhash"),
+}
+
+_FITTED = {}
+
+
+def _fitted(name, sparse):
+    key = (name, sparse)
+    if key not in _FITTED:
+        Xtr, Xte, ytr = _data()
+        if sparse:
+            Xtr, Xte = sp.csr_matrix(Xtr), sp.csr_matrix(Xte)
+        clf = LSHSparseMLPClassifier(**{**_BASE, **_MODELS[name]}).fit(Xtr, ytr)
+        _FITTED[key] = (clf, Xte)
+    return _FITTED[key]
+
+
+def _upload(cp, X):
+    from skmach._gpu import to_device
+
+    return to_device(X, "cuda") if sp.issparse(X) else cp.asarray(X)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("name", list(_MODELS))
+def test_scores_proba_topk_match_the_cpu(cp, name, sparse):
+    clf, Xte = _fitted(name, sparse)
+    out_lsh = clf.output_scoring == "lsh"
+    net = clf._net
+    params = lsh_mlp_params_to_device(net)
+    ref = clf.decision_function(Xte)
+    Z = lsh_mlp_scores(net, _upload(cp, Xte), params, output_lsh=out_lsh)
+    assert isinstance(Z, cp.ndarray) and Z.dtype == np.float32 and Z.shape == ref.shape
+    Z = Z.get()
+    # the same outputs left out (-inf), the same logits to float32 rounding
+    np.testing.assert_array_equal(np.isinf(Z), np.isinf(ref))
+    if out_lsh and clf.lsh_layers_[-1]:
+        assert np.isinf(ref).any()  # the test exercises excluded outputs
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(Z[fin], ref[fin], rtol=1e-4, atol=1e-4)
+    # predict_proba, predict_topk and predict
+    np.testing.assert_allclose(lsh_mlp_predict_proba(net, _upload(cp, Xte), params,
+                                                     output_lsh=out_lsh),
+                               clf.predict_proba(Xte), rtol=1e-4, atol=1e-6)
+    idx, proba = lsh_mlp_topk(net, _upload(cp, Xte), 5, params, output_lsh=out_lsh)
+    ref_labels, ref_proba = clf.predict_topk(Xte, 5)
+    assert idx.dtype == np.int64 and proba.dtype == np.float64
+    np.testing.assert_array_equal(clf.classes_[idx], ref_labels)
+    np.testing.assert_allclose(proba, ref_proba, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(clf.classes_[idx[:, 0]], clf.predict(Xte))
+
+
+def test_lsh_hidden_layer_uses_the_active_sets(cp):
+    # a hidden LSH layer computes only the retrieved neurons: the full dense
+    # product would give other logits, the masked one the CPU's
+    clf, Xte = _fitted("lsh-hidden", False)
+    net = clf._net
+    assert clf.lsh_layers_[0] and net.layers[0].budget < net.layers[0].n_out
+    Z = lsh_mlp_scores(net, cp.asarray(Xte)).get()
+    H = np.maximum(Xte @ net.layers[0].W.T + net.layers[0].b, 0)
+    dense = H @ net.layers[1].W.T + net.layers[1].b
+    assert not np.allclose(dense, clf.decision_function(Xte), rtol=1e-3)
+    np.testing.assert_allclose(Z, clf.decision_function(Xte), rtol=1e-4, atol=1e-4)
+
+
+def test_host_input_is_uploaded_and_errors(cp):
+    clf, Xte = _fitted("dense", False)
+    net = clf._net
+    np.testing.assert_allclose(lsh_mlp_scores(net, Xte).get(), clf.decision_function(Xte),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        lsh_mlp_scores(net, cp.asarray(Xte[:, :3]))
+    with pytest.raises(ValueError, match="layers"):
+        lsh_mlp_scores(net, cp.asarray(Xte), lsh_mlp_params_to_device(net)[:1])
+    with pytest.raises(ValueError, match="k must"):
+        lsh_mlp_topk(net, cp.asarray(Xte), 0)
+    with pytest.raises(TypeError, match="integer"):
+        lsh_mlp_topk(net, cp.asarray(Xte), 2.0)
