@@ -88,13 +88,6 @@ def _assert_same(before, after):
     assert after["state"] == before["state"], "the fitted state changed"
 
 
-LSH_NOT_TRANSACTIONAL = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="LSHSparseMLPClassifier.fit/partial_fit change the model in place before "
-    "training ends (no restore on error); see guarantees page, Faults",
-)
-
-
 def _estimators():
     return [
         pytest.param(lambda n_jobs: MACHClassifier(
@@ -105,7 +98,7 @@ def _estimators():
             n_jobs=n_jobs, random_state=0), id="mach-hidden"),
         pytest.param(lambda n_jobs: LSHSparseMLPClassifier(
             hidden_layer_sizes=(16,), n_epochs=6, batch_size=32, random_state=0),
-            id="lsh", marks=LSH_NOT_TRANSACTIONAL),
+            id="lsh"),
     ]
 
 

@@ -25,18 +25,9 @@ number of threads.
 Every kernel has a plain NumPy reference (``*_ref``) used by the tests.
 """
 
-import os
-
-# GNU OpenMP (Numba's "omp" threading layer) spins for a while after each
-# parallel region. Training launches ~20 short parallel kernels per batch;
-# on a loaded machine the spinning threads steal the cores the others need:
-# MNIST at 2 threads ran 9 s/epoch with spinning against 0.5 s passive
-# (10k samples, 784-1000-10). Must be set before the OpenMP runtime starts;
-# a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+# OMP_WAIT_POLICY=PASSIVE is set by skmach._kernels (imported first).
+import numpy as np
+from numba import njit, prange
 
 from . import PARALLEL, SERIAL
 

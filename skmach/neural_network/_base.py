@@ -226,8 +226,9 @@ class SparseNetwork:
                         layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
                         examined, distinct)
         t2 = time.perf_counter()
-        self.times["hashing"] += t1 - t0
-        self.times["retrieval"] += t2 - t1
+        if train:  # the cost accounting is the training's; predict changes nothing
+            self.times["hashing"] += t1 - t0
+            self.times["retrieval"] += t2 - t1
         s = np.arange(n, dtype=np.int64) * w
         return (s, s + cnt, idx.ravel(), fmask.ravel(), examined)
 
@@ -244,7 +245,8 @@ class SparseNetwork:
             else:
                 _, xs, xe, xi, xv = act
                 KN.fwd_active_ragged_in(layer.P, layer.b, s, e, ind, xs, xe, xi, xv, z)
-            self.times["forward"] += time.perf_counter() - t0
+            if train:
+                self.times["forward"] += time.perf_counter() - t0
             return ("active", s, e, ind, z, fm, examined)
         t0 = time.perf_counter()
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
@@ -267,7 +269,8 @@ class SparseNetwork:
             Z += layer.b
         else:  # per sample: a prediction never depends on the rest of the batch
             KN.fwd_cols_dense_in(layer.P, layer.b, act[1], Z)
-        self.times["forward"] += time.perf_counter() - t0
+        if train:
+            self.times["forward"] += time.perf_counter() - t0
         return ("full", Z)
 
     @staticmethod

@@ -1,5 +1,6 @@
 """LSH-sparse multi-layer perceptron classifier (SLIDE-style), scikit-learn API."""
 
+import copy
 import math
 import time
 from numbers import Integral, Real
@@ -440,6 +441,18 @@ default="auto"
         -------
         self
         """
+        # A fit that fails half-way (an exception, a KeyboardInterrupt) leaves
+        # the estimator as it was: fit builds a new network, so a shallow copy
+        # of the state is enough.
+        saved = dict(self.__dict__)
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X, y):
         X = self._validate_X(X, reset=True)
         kind, classes, enc = self._encode(y)
         if X.shape[0] != enc.shape[0]:
@@ -501,6 +514,17 @@ default="auto"
         -------
         self
         """
+        # partial_fit trains the network in place: a failure half-way restores
+        # a deep copy taken before (one copy of the model per call).
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            return self._partial_fit(X, y, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _partial_fit(self, X, y, classes):
         first = not hasattr(self, "_net")
         X = self._validate_X(X, reset=first)
         if first:
