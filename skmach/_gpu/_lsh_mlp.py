@@ -32,8 +32,8 @@ import numpy as np
 
 from ._backend import import_cupy, is_cupy_array, is_cupy_sparse, to_device, to_host
 
-__all__ = ["lsh_mlp_params_to_device", "lsh_mlp_scores", "lsh_mlp_predict_proba",
-           "lsh_mlp_topk"]
+__all__ = ["lsh_mlp_params_to_device", "lsh_mlp_scores", "lsh_mlp_host_scores",
+           "lsh_mlp_predict_proba", "lsh_mlp_topk", "LSHMLPDeviceCache"]
 
 
 def lsh_mlp_params_to_device(net):
@@ -143,6 +143,62 @@ def lsh_mlp_scores(net, X, params=None, *, output_lsh=False):
         if i < last:
             A = cupy.maximum(Z, cupy.float32(0))
     return Z
+
+
+def lsh_mlp_host_scores(net, X, params=None, *, output_lsh=False, chunk=None):
+    """:func:`lsh_mlp_scores` a block of rows at a time, as a NumPy float64 array.
+
+    What ``LSHSparseMLPClassifier._scores`` returns on the CPU (``-inf`` for
+    outputs left out), computed on the GPU.
+
+    Parameters
+    ----------
+    net, X, params, output_lsh
+        As :func:`lsh_mlp_scores`.
+    chunk : int, optional
+        Rows per block; by default the CPU's
+        ``min(4096, 2**22 // n_outputs)``.
+
+    Returns
+    -------
+    scores : ndarray of shape (n, n_out), float64
+    """
+    if params is None:
+        params = lsh_mlp_params_to_device(net)
+    n, n_out = X.shape[0], net.layers[-1].n_out
+    if chunk is None:
+        chunk = max(1, min(n, 4096, (1 << 22) // max(n_out, 1)))
+    chunk = int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive integer; got {chunk}")
+    res = np.empty((n, n_out), dtype=np.float64)
+    for s in range(0, n, chunk):
+        res[s:s + chunk] = to_host(lsh_mlp_scores(net, X[s:s + chunk], params,
+                                                  output_lsh=output_lsh))
+    return res
+
+
+class LSHMLPDeviceCache:
+    """The network's weights on the GPU, uploaded again only after training.
+
+    Keyed by the network object and its Adam step count, so ``partial_fit``
+    (which changes the weights) invalidates it.
+
+    Examples
+    --------
+    >>> cache = LSHMLPDeviceCache()
+    >>> cache.params  # nothing uploaded yet
+    """
+
+    def __init__(self):
+        self.key, self.params = None, None
+
+    def get(self, net):
+        """:func:`lsh_mlp_params_to_device` of ``net``, cached."""
+        key = (id(net), getattr(net, "t", None), getattr(net, "n_batches", None))
+        if self.key != key or self.params is None:
+            self.params, self.key = lsh_mlp_params_to_device(net), key
+        return self.params
 
 
 def _softmax64(xp, Z):
