@@ -33,6 +33,10 @@ stage() {
   tail -5 "$OUT/$name.log"
 }
 
+# Every module whose tests take a ``cp`` fixture (or the array API
+# combinations) with a real-CuPy case marked ``gpu``.
+GPU_TEST_MODULES="test_gpu_kernels test_array_api test_device_input test_lsh_mlp_device"
+
 if [ $DRY = 1 ]; then
   # No GPU here: the stand-in plays CuPy, compilation targets sm_90.
   stage probe 30 $PY -c "
@@ -41,8 +45,16 @@ with installed() as cp:
     from skmach._device import cuda_available
     assert cuda_available(); print('stand-in cupy', cp.__version__)"
   stage compile 60 $PY -m skmach._gpu._compile sm_90
-  stage pytest_gpu 150 $PY -m pytest -q -p no:cacheprovider -o addopts="" \
-      skmach/_gpu/tests/test_standin.py -k "permutation_family or hash_arguments"
+  # A few stand-in tests, then what the device run's "pytest -m gpu" would
+  # select: the real-CuPy cases of every GPU test module, no stand-in case.
+  stage pytest_gpu 150 bash -c "$PY -m pytest -q -p no:cacheprovider -o addopts='' \
+      skmach/_gpu/tests/test_standin.py -k 'permutation_family or hash_arguments' || exit 1; \
+      $PY -m pytest -m gpu --collect-only -q -p no:cacheprovider -o addopts='' \
+      skmach/_gpu/tests > '$OUT/pytest_gpu_collected.txt' 2>&1 || exit 1; \
+      for f in $GPU_TEST_MODULES; do \
+        n=\$(grep -cE \"\$f.py::[^ ]*cupy\" '$OUT/pytest_gpu_collected.txt'); \
+        echo \"-m gpu selects \$n real-CuPy tests of \$f\"; [ \"\$n\" -gt 0 ] || exit 1; done; \
+      if grep -q standin '$OUT/pytest_gpu_collected.txt'; then echo 'stand-in case under -m gpu'; exit 1; fi"
   stage bench 210 $PY benchmarks/bench_gpu.py --dry-run --prefix gpu_check
 else
   stage probe 30 $PY -c "
