@@ -149,7 +149,7 @@ def _wired_check_X(self, X):
     from skmach._gpu._validation import check_prediction_input
 
     check_is_fitted(self)
-    return check_prediction_input(self, X, self.device_)
+    return check_prediction_input(self, X, getattr(self, "device_", "cpu"))
 
 
 def _mach_matches_cpu(cp, data, sparse, monkeypatch):
