@@ -16,6 +16,15 @@ Modules
 :mod:`._lsh`
     ``GPUHashFamily`` (SimHash / DWTA codes), ``GPULSHTables`` (build,
     update, query), ``select_active_gpu``.
+:mod:`._estimators`
+    ``MACHClassifier`` prediction on the device (``mach_bucket_proba``,
+    ``mach_topk``).
+:mod:`._lsh_mlp`
+    ``LSHSparseMLPClassifier`` prediction on the device (``lsh_mlp_scores``
+    and friends: dense layer products masked to the CPU's active sets).
+:mod:`._validation`
+    ``check_prediction_input``: CuPy / ``cupyx`` input validated on the
+    device under ``array_api_dispatch=True``.
 
 Training the MACH per-repetition model on the GPU needs no twin: the plan is
 to make :mod:`skmach.mach._repetition_model` follow its input's array library
