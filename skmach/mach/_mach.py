@@ -493,8 +493,11 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     # ---------------------------------------------------------- prediction
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse=["csr", "csc"],
-                             dtype=[np.float64, np.float32], reset=False)
+        from .._gpu._validation import check_prediction_input
+
+        # CuPy input is checked on the device with device_="cuda" (under
+        # sklearn.set_config(array_api_dispatch=True)); else as by validate_data
+        return check_prediction_input(self, X, getattr(self, "device_", "cpu"))
 
     def _chunk_rows(self, n):
         """Rows per chunk: one chunk's logits, bucket probabilities and the

@@ -128,8 +128,11 @@ default="auto"
         With 1, one progress bar over epochs x batches shows the current
         loss; 0 prints nothing.
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Only the CPU kernels exist for now: ``"auto"`` runs on the CPU and
-        ``"cuda"`` raises a ValueError.
+        Where prediction runs. ``"cuda"``: each layer's product on the GPU
+        with CuPy (``skmach._gpu``), the LSH retrieval of hidden LSH layers
+        on the CPU; training runs on the CPU kernels. Without CuPy or a GPU,
+        ``"cuda"`` raises a ValueError. ``"auto"`` stays on the CPU until the
+        GPU code has passed a device run (``benchmarks/gpu_check.sh``).
     n_jobs : int, default=None
         Threads of the compiled kernels and of BLAS during ``fit`` and
         prediction (joblib semantics: None is 1, -1 all cores). The model is
@@ -325,7 +328,7 @@ default="auto"
                 )
         if self.hash_family == "dwta" and self.n_bits * 3 > 62:
             raise ValueError(f"n_bits must be <= 20 with hash_family='dwta'; got {self.n_bits}")
-        resolve_device(self.device, supported=("cpu",), owner="LSHSparseMLPClassifier")
+        resolve_device(self.device, supported=("cpu", "cuda"), owner="LSHSparseMLPClassifier")
         return [int(s) for s in sizes], flags
 
     def _validate_X(self, X, reset):
@@ -336,6 +339,9 @@ default="auto"
 
     def _init_network(self, n_features, n_outputs, rng):
         sizes, flags = self._check_params(n_outputs)
+        self.device_ = resolve_device(self.device, supported=("cpu", "cuda"),
+                                      owner="LSHSparseMLPClassifier")
+        self.__dict__.pop("_gpu_cache", None)
         all_sizes = [n_features] + sizes + [n_outputs]
         budgets = [_budget_to_int(self.active_budget, n) for n in all_sizes[1:]]
         self._net = SparseNetwork(
@@ -559,6 +565,12 @@ default="auto"
     # ------------------------------------------------------------------ #
     def _scores(self, X):
         """Output scores; ``-inf`` for outputs not retrieved (``output_scoring='lsh'``)."""
+        if getattr(self, "device_", "cpu") == "cuda":
+            from .._gpu._lsh_mlp import LSHMLPDeviceCache, lsh_mlp_host_scores
+
+            cache = self.__dict__.setdefault("_gpu_cache", LSHMLPDeviceCache())
+            return lsh_mlp_host_scores(self._net, X, cache.get(self._net),
+                                       output_lsh=self.output_scoring == "lsh")
         net = self._net
         out_lsh = self.output_scoring == "lsh"
         n = X.shape[0]
@@ -581,7 +593,15 @@ default="auto"
 
     def _check_predict(self, X):
         check_is_fitted(self, "_net")
-        return self._validate_X(X, reset=False)
+        from .._gpu._validation import check_prediction_input
+
+        return check_prediction_input(self, X, getattr(self, "device_", "cpu"),
+                                      accept_sparse=("csr",), dtype=(np.float32, np.float64))
+
+    def __getstate__(self):
+        state = super().__getstate__()  # a copy (see _VersionedStateMixin)
+        state.pop("_gpu_cache", None)  # device copies of the weights
+        return state
 
     def decision_function(self, X):
         """Output scores (logits) of the network.

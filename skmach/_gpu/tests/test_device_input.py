@@ -202,7 +202,6 @@ def test_mach_cupy_input_with_the_wiring(cp, dispatch, data, monkeypatch, sparse
 # copied to the host, while its cupyx matrices subclass SciPy's and pass; a
 # real cupyx matrix is refused, while a real CuPy array passes the array API
 # path. So: dense on the stand-in, sparse on the real CuPy.
-@pytest.mark.xfail(strict=True, reason="needs the _mach.py wiring in the report")
 def test_mach_cupy_input(cp, dispatch, data, monkeypatch):
     standin = getattr(cp, "__skmach_standin__", False)
     _mach_matches_cpu(cp, data, not standin, monkeypatch)

@@ -207,7 +207,6 @@ def test_estimator_with_the_wiring(cp, monkeypatch, name):
     _estimator_matches_cpu(cp, clf, ref, Xte, monkeypatch)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the LSHSparseMLPClassifier wiring in the report")
 def test_estimator_device_cuda(cp, monkeypatch):
     Xtr, Xte, ytr = _data()
     kw = {**_BASE, **_MODELS["lsh-hidden"]}
