@@ -14,7 +14,6 @@ import scipy.sparse as sp
 from sklearn import config_context
 
 from skmach import MACHClassifier
-from skmach._gpu._standin import installed
 from skmach._gpu._validation import check_prediction_input, is_device_input
 
 
@@ -25,21 +24,6 @@ def dispatch(monkeypatch):
     with config_context(array_api_dispatch=True):
         yield
 
-
-@pytest.fixture(params=[pytest.param("cupy", marks=pytest.mark.gpu), "standin"])
-def cp(request):
-    """The stand-in (every commit) or the real CuPy (``gpu``; skipped without a device)."""
-    if request.param == "standin":
-        with installed() as mod:
-            yield mod
-        return
-    from skmach._device import cuda_available
-
-    if not cuda_available():
-        pytest.skip("needs CuPy and a CUDA device")
-    import cupy
-
-    yield cupy
 
 
 def _same_memory(a, b):

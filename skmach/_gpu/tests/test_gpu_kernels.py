@@ -24,28 +24,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skmach._device import cuda_available
 from skmach._gpu._hashing import universal_buckets_reference
 from skmach._gpu._scoring import pack_keys, topk_from_keys, unpack_keys
 from skmach._hashing import DWTAHash, LSHTables, PermutationFamily, SimHash, UniversalHashFamily
 from skmach.mach._scoring import candidate_classes, class_scores, topk_classes
 from skmach.utils import topk
 
-
-@pytest.fixture(params=[pytest.param("cupy", marks=pytest.mark.gpu), "standin"])
-def cp(request):
-    """The real CuPy (``gpu``-marked; skipped without a device) or the stand-in."""
-    if request.param == "standin":
-        from skmach._gpu._standin import installed
-
-        with installed() as mod:
-            yield mod
-        return
-    if not cuda_available():
-        pytest.skip("needs CuPy and a CUDA device")
-    import cupy
-
-    yield cupy
 
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skmach._device import cuda_available
 from skmach._gpu._lsh_mlp import (
     lsh_mlp_params_to_device,
     lsh_mlp_predict_proba,
@@ -15,20 +14,6 @@ from skmach._gpu._lsh_mlp import (
 )
 from skmach.neural_network import LSHSparseMLPClassifier
 
-
-@pytest.fixture(params=[pytest.param("cupy", marks=pytest.mark.gpu), "standin"])
-def cp(request):
-    if request.param == "standin":
-        from skmach._gpu._standin import installed
-
-        with installed() as mod:
-            yield mod
-        return
-    if not cuda_available():
-        pytest.skip("needs CuPy and a CUDA device")
-    import cupy
-
-    yield cupy
 
 
 def _data(n=260, d=16, k=40, seed=0):
