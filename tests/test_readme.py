@@ -22,7 +22,7 @@ def _blocks():
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def _small_debian(tmp_path, n=3000):
+def _small_debian(tmp_path, n=1500):
     out = tmp_path / "train.tsv.xz"
     src = ROOT / DEBIAN
     if src.exists():
