@@ -63,7 +63,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         ``"auto"`` is softmax for multi-class targets and for multi-label
         targets with fewer than 4 labels per sample on average (bibtex, 2.4;
         debian-paths, 1.01), sigmoid above (delicious, 19): the better of the
-        two on each (``benchmarks/results/mach_auto.md``).
+        two on each (``benchmarks/results/xc_settings.md``).
     aggregation : {"auto", "mean", "logmean", "min"}, default="auto"
         How a class's bucket probabilities are combined over repetitions.
         ``"mean"`` is the paper's estimator; ``"auto"`` is ``"mean"`` for

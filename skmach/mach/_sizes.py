@@ -1,7 +1,8 @@
 """MACH's ``"auto"`` sizes, and the memory check done before training.
 
-The rules (measured in ``benchmarks/results/mach_auto.md``, settings chosen
-on training data only):
+The rules (measured on bibtex and delicious, ``benchmarks/results/xc_settings.md``,
+and on debian-paths, ``debian_settings.md`` and
+``debian_pipeline_defaults.md``; settings chosen on training data only):
 
 ``n_buckets``
     ``8 * sqrt(K)``, at most ``K / 2``, rounded to the nearest power of two
