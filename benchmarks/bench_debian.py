@@ -40,6 +40,19 @@ CACHE = Path(__file__).resolve().parent / "_cache"
 MACH_DEBIAN = dict(n_buckets=1024, n_repetitions=8, hidden_layer_size=30, n_epochs=3,
                    learning_rate=0.02, batch_size=512, loss="softmax")
 
+def read_tsv(path, n):
+    """The first ``n`` (texts, label lists) of a ``text<TAB>labels`` file."""
+    from skmach.datasets import iter_tsv
+
+    texts, labels = [], []
+    for t, lab in iter_tsv(path, chunk_size=100_000):
+        texts += t
+        labels += lab
+        if len(texts) >= n:
+            break
+    return texts[:n], labels[:n]
+
+
 def load_debian(data, n_train, n_test, n_features, n_eval=None):
     """Featurised (X_train, Y_train, X_test, Y_test), cached as .npz.
 
@@ -62,20 +75,11 @@ def _load_debian(data, n_train, n_test, n_features):
         return tuple(sp.load_npz(key.parent / f"{key.name}_{p}.npz").tocsr() for p in parts)
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    from skmach.datasets import iter_tsv, labels_to_indicator
-
-    def take(path, n):
-        texts, labels = [], []
-        for t, lab in iter_tsv(path, chunk_size=100_000):
-            texts += t
-            labels += lab
-            if len(texts) >= n:
-                break
-        return texts[:n], labels[:n]
+    from skmach.datasets import labels_to_indicator
 
     root = Path(data) / "debian-paths"
-    ttr, ltr = take(root / "train.tsv.xz", n_train)
-    tte, lte = take(root / "test.tsv.xz", n_test)
+    ttr, ltr = read_tsv(root / "train.tsv.xz", n_train)
+    tte, lte = read_tsv(root / "test.tsv.xz", n_test)
     Ytr, classes = labels_to_indicator(ltr)
     Yte, _ = labels_to_indicator(lte, classes=classes)
     vec = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=n_features,

@@ -23,20 +23,9 @@ import time
 import warnings
 from pathlib import Path
 
+from bench_debian import read_tsv
 from _common import (DEFAULT_DATA, command_line, machine, markdown_table, pin_threads,
                      run_isolated, timed_cpu, write_results)
-
-
-def _read(path, n):
-    from skmach.datasets import iter_tsv
-
-    texts, labels = [], []
-    for t, lab in iter_tsv(path, chunk_size=100_000):
-        texts += t
-        labels += lab
-        if len(texts) >= n:
-            break
-    return texts[:n], labels[:n]
 
 
 def run(data, n_train, n_test, threads):
@@ -50,7 +39,7 @@ def run(data, n_train, n_test, threads):
 
     root = Path(data) / "debian-paths"
     t0 = time.perf_counter()
-    ttr, ltr = _read(root / "train.tsv.xz", n_train)
+    ttr, ltr = read_tsv(root / "train.tsv.xz", n_train)
     Ytr, classes = labels_to_indicator(ltr)
     del ltr
     read_s = time.perf_counter() - t0
@@ -61,7 +50,7 @@ def run(data, n_train, n_test, threads):
     )
     _, fit_s, fit_cpu = timed_cpu(pipe.fit, ttr, Ytr)
     del ttr, Ytr
-    tte, lte = _read(root / "test.tsv.xz", n_test)
+    tte, lte = read_tsv(root / "test.tsv.xz", n_test)
     with warnings.catch_warnings():  # test packages unseen in training are left out
         warnings.simplefilter("ignore")
         Yte, _ = labels_to_indicator(lte, classes=classes)

@@ -446,13 +446,11 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         with threadpool_limits(limits=1, user_api="blas"):
             results = Parallel(n_jobs=self.n_jobs, prefer="threads")(jobs)
         bar.close()
-        # one array at a time, each group's part dropped once copied: the
-        # peak is the model plus one more of its arrays, not twice the model
-        # and its moments
-        self.coefs_ = _concat_and_drop([r["params"] for r in results], H)
+        # consumes the groups' lists (lower peak memory: see concat_params)
+        self.coefs_ = rm.concat_params([r["params"] for r in results], H)
         self._opt_state = {
-            "ms": _concat_and_drop([r["opt_state"]["ms"] for r in results], H),
-            "vs": _concat_and_drop([r["opt_state"]["vs"] for r in results], H),
+            "ms": rm.concat_params([r["opt_state"]["ms"] for r in results], H),
+            "vs": rm.concat_params([r["opt_state"]["vs"] for r in results], H),
             "t": results[0]["opt_state"]["t"],
         }
         curves = [r["loss_curves"] for r in results]
@@ -746,21 +744,6 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         state.pop("_inv_cache", None)
         state.pop("_gpu_cache", None)
         return state
-
-
-def _concat_and_drop(groups, hidden):
-    """The layout of :func:`rm.concat_params` (first-layer weights side by
-    side, everything else stacked), emptying the groups' lists as it goes."""
-    if len(groups) == 1:
-        return list(groups[0])
-    out = []
-    for i in range(len(groups[0])):
-        parts = [g[i] for g in groups]
-        for g in groups:
-            g[i] = None
-        out.append(np.concatenate(parts, axis=1 if i == 0 else 0))
-        del parts
-    return out
 
 
 def _auto_loss(kind, y):

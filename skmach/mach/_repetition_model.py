@@ -100,15 +100,24 @@ def slice_params(params, start, stop, n_buckets, hidden):
 
 
 def concat_params(groups, hidden):
-    """Inverse of :func:`slice_params` over consecutive groups."""
-    if hidden == 0:
-        return [np.hstack([g[0] for g in groups]), np.concatenate([g[1] for g in groups])]
-    return [
-        np.hstack([g[0] for g in groups]),
-        np.concatenate([g[1] for g in groups]),
-        np.concatenate([g[2] for g in groups]),
-        np.concatenate([g[3] for g in groups]),
-    ]
+    """Inverse of :func:`slice_params` over consecutive groups.
+
+    First-layer weights go side by side, everything else is stacked. One
+    array at a time, and each group's entry is set to None once copied (the
+    groups are lists, consumed): the peak is the model plus one of its
+    arrays, not twice the model. ``hidden`` is kept for the call sites; the
+    layout is the same for both models.
+    """
+    if len(groups) == 1:
+        return list(groups[0])
+    out = []
+    for i in range(len(groups[0])):
+        parts = [g[i] for g in groups]
+        for g in groups:
+            g[i] = None
+        out.append(np.concatenate(parts, axis=1 if i == 0 else 0))
+        del parts
+    return out
 
 
 def param_masks(active, n_buckets, hidden):
