@@ -28,8 +28,36 @@ from _common import (DEFAULT_DATA, command_line, machine, markdown_table, pin_th
                      run_isolated, timed_cpu, write_results)
 
 
+class _RSSPhases:
+    """Peak resident memory (MiB) per phase, sampled every 20 ms on a thread."""
+
+    def __init__(self):
+        import threading
+
+        self.phase, self.peaks, self.at_start = "start", {}, {}
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    @staticmethod
+    def rss():
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def _sample(self):
+        while True:
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), self.rss())
+            time.sleep(0.02)
+
+    def enter(self, phase):
+        self.at_start[phase] = self.rss()
+        self.peaks[phase] = self.at_start[phase]
+        self.phase = phase
+
+
 def run(data, n_train, n_test, threads):
     pin_threads(threads)
+    mem = _RSSPhases()
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.pipeline import make_pipeline
 
@@ -39,6 +67,7 @@ def run(data, n_train, n_test, threads):
 
     root = Path(data) / "debian-paths"
     t0 = time.perf_counter()
+    mem.enter("read")
     ttr, ltr = read_tsv(root / "train.tsv.xz", n_train)
     Ytr, classes = labels_to_indicator(ltr)
     del ltr
@@ -48,13 +77,23 @@ def run(data, n_train, n_test, threads):
                           alternate_sign=False),
         MACHClassifier(random_state=0, n_jobs=threads),
     )
+    clf = pipe[-1]
+    mach_fit = clf.fit
+
+    def fit_and_mark(X, y, **kw):  # instrument only: where the featurisation ends
+        mem.enter("MACH fit")
+        return mach_fit(X, y, **kw)
+
+    clf.fit = fit_and_mark
+    mem.enter("featurise")
     _, fit_s, fit_cpu = timed_cpu(pipe.fit, ttr, Ytr)
+    del clf.fit
+    mem.enter("predict")
     del ttr, Ytr
     tte, lte = read_tsv(root / "test.tsv.xz", n_test)
     with warnings.catch_warnings():  # test packages unseen in training are left out
         warnings.simplefilter("ignore")
         Yte, _ = labels_to_indicator(lte, classes=classes)
-    clf = pipe[-1]
 
     def predict():
         return clf.predict_topk(pipe[:-1].transform(tte), 5)[0]
@@ -62,6 +101,8 @@ def run(data, n_train, n_test, threads):
     top, pred_s, pred_cpu = timed_cpu(predict)
     return {"read_s": read_s, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "predict_s": pred_s,
             "predict_cpu_s": pred_cpu, "n_test": len(tte),
+            "rss_mb_at_start": {k: round(v) for k, v in mem.at_start.items()},
+            "peak_rss_mb_by_phase": {k: round(v) for k, v in mem.peaks.items()},
             "P@1": precision_at_k(Yte, top, k=1), "P@5": precision_at_k(Yte, top, k=5),
             "sizes": {"n_buckets": clf.n_buckets_, "n_repetitions": clf.n_repetitions_,
                       "hidden_layer_size": clf.hidden_layer_size_, "n_epochs": clf.n_epochs_,
@@ -89,7 +130,9 @@ def main():
           f"{args.n_train:,} training paths (raw text), {out.get('n_test', args.n_test):,} test "
           f"paths; {args.threads} threads (every pool pinned, `n_jobs={args.threads}`). Fit and "
           f"predict include the featurisation. Sizes chosen by `\"auto\"`: "
-          f"{out.get('sizes')}.\n\n" + markdown_table([row], cols))
+          f"{out.get('sizes')}.\n\n" + markdown_table([row], cols)
+          + f"\nResident memory (MiB) when each phase starts: {out.get('rss_mb_at_start')}; "
+          f"peak within each phase: {out.get('peak_rss_mb_by_phase')}.\n")
     if "error" in out:
         md += f"\nFailure: {out['error']}\n"
     write_results("debian_pipeline_defaults", {"command": command_line(),

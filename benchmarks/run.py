@@ -46,6 +46,12 @@ SUITES = {
     "debian": (["bench_debian.py", "--n-eval", "50000"],
                ["bench_debian.py", "--n-train", "20000", "--n-test", "2000", "--n-eval", "1000"],
                ["debian_paths"]),
+    "debian_pipeline": (["bench_debian_pipeline.py"],
+                        ["bench_debian_pipeline.py", "--n-train", "20000", "--n-test", "2000"],
+                        ["debian_pipeline_defaults"]),
+    "mach_epoch": (["bench_mach_epoch.py", "--n-fit", "50000", "--threads", "1", "2"],
+                   ["bench_mach_epoch.py", "--n-fit", "5000", "--threads", "1"],
+                   ["mach_epoch"]),
     "lsh_images": (["bench_lsh_mlp.py", "images", "--epochs", "5"],
                    ["bench_lsh_mlp.py", "images", "--epochs", "1", "--datasets", "rectangles"],
                    ["lsh_mlp_images"]),
@@ -53,6 +59,10 @@ SUITES = {
                 "--debian-test", "50000"],
                ["bench_lsh_mlp.py", "xc", "--epochs", "1", "--datasets", "delicious"],
                ["lsh_mlp_xc"]),
+    "lsh_extreme": (["bench_lsh_mlp.py", "extreme", "--epochs", "1"],
+                    ["bench_lsh_mlp.py", "extreme", "--epochs", "1", "--n-classes", "2000",
+                     "--extreme-samples", "2000", "--threads", "1"],
+                    ["lsh_mlp_extreme"]),
 }
 
 

@@ -7,7 +7,8 @@ once first, or this script featurises the whole set itself).
 
 Usage::
 
-    python benchmarks/select_debian_settings.py [--n-fit 100000] [--n-val 20000]
+    python benchmarks/select_debian_settings.py [--n-fit 100000] [--n-val 20000] \\
+        [--candidates JSON] [--name debian_settings]
 """
 
 import argparse
@@ -44,13 +45,21 @@ def main():
     ap.add_argument("--n-fit", type=int, default=100_000)
     ap.add_argument("--n-val", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--candidates", default=None,
+                    help="JSON list of MACHClassifier settings replacing CANDIDATES")
+    ap.add_argument("--name", default="debian_settings")
     args = ap.parse_args()
+    candidates = CANDIDATES
+    if args.candidates:
+        import json
+
+        candidates = json.loads(args.candidates)
     pin_threads(args.threads)
     Xtr, Ytr, _, _ = load_debian(args.data, 1_198_250, 299_562, 2**16)
     X, Y = Xtr[:args.n_fit], Ytr[:args.n_fit]
     Xv, Yv = Xtr[-args.n_val:], Ytr[-args.n_val:]
     rows = []
-    for cand in CANDIDATES:
+    for cand in candidates:
         clf = MACHClassifier(**cand, **COMMON, n_jobs=args.threads, random_state=0)
         _, fit_s, fit_cpu = timed_cpu(clf.fit, X, Y)
         top, _ = clf.predict_topk(Xv, 5)
@@ -58,7 +67,7 @@ def main():
         rows.append({**cand, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "weights_mb": model_mb,
                      "P@1": precision_at_k(Yv, top, k=1), "P@5": precision_at_k(Yv, top, k=5)})
         print(rows[-1], flush=True)
-    cols = [(k, None) for k in CANDIDATES[0]] + [
+    cols = [(k, None) for k in candidates[0]] + [
         ("fit_s", "{:.1f}"), ("fit_cpu_s", "{:.1f}"), ("weights_mb", "{:.0f}"),
         ("P@1", "{:.3f}"), ("P@5", "{:.3f}")]
     md = (f"# debian-paths: choosing MACH's settings on training data\n\n"
@@ -66,7 +75,7 @@ def main():
           f"Fit on the first {args.n_fit:,} training paths, scored on the last "
           f"{args.n_val:,} training paths (the test file is not used). Common settings: "
           f"{COMMON}.\n\n" + markdown_table(rows, cols))
-    write_results("debian_settings", {"command": command_line(), "rows": rows}, md)
+    write_results(args.name, {"command": command_line(), "rows": rows}, md)
 
 
 if __name__ == "__main__":
