@@ -200,11 +200,48 @@ class SparseNetwork:
         layer.ptr, layer.ids = KT.build_tables(layer.codes, layer.n_buckets,
                                                self.bucket_size, order)
 
-    def _select(self, layer, act, train, forced, seeds):
-        """Active sets: ``(s, e, ind, fmask)`` (ragged) and entries examined."""
+    def set_input_cache(self, n_rows):
+        """Cache the first layer's query buckets of ``n_rows`` training rows.
+
+        The network input does not change during a fit, nor the hash functions
+        (only the tables are rebuilt), so the buckets an input row queries in
+        an LSH first layer are computed once, in the first epoch, and looked
+        up afterwards. Pass ``0`` to drop the cache. The trained model is the
+        same with or without it.
+        """
+        layer = self.layers[0]
+        if n_rows and layer.lsh:
+            # buckets < 2**15: int32 halves the cache
+            self._in_codes = np.full((n_rows, layer.family.n_tables), -1, dtype=np.int32)
+        else:
+            self._in_codes = None
+
+    _in_codes = None
+
+    def _input_codes(self, layer, act, rows):
+        """Query buckets of the first layer, from the cache where computed."""
+        cache = self._in_codes
+        if rows is None or cache is None:
+            return self._codes(layer, act)
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.flatnonzero(cache[rows, 0] < 0)
+        if len(todo):
+            sub = (act[0], act[1][todo]) if act[0] == "dense" else None
+            if sub is None:  # ragged input: hash the whole batch, keep the new rows
+                cache[rows[todo]] = self._codes(layer, act)[todo]
+            else:
+                cache[rows[todo]] = self._codes(layer, sub)
+        return cache[rows].astype(np.int64)
+
+    def _select(self, layer, act, train, forced, seeds, rows=None):
+        """Active sets: ``(s, e, ind, fmask)`` (ragged) and entries examined.
+
+        ``rows``: the training rows of the batch, for the first layer's cache
+        of query buckets (:meth:`set_input_cache`).
+        """
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
         t0 = time.perf_counter()
-        qb = self._codes(layer, act)
+        qb = self._input_codes(layer, act, rows)
         t1 = time.perf_counter()
         if forced is None:
             fptr = np.zeros(n + 1, dtype=np.int64)
@@ -235,9 +272,9 @@ class SparseNetwork:
     # ------------------------------------------------------------------ #
     # Forward
     # ------------------------------------------------------------------ #
-    def _forward_layer(self, layer, act, z_only_active, train, forced, seeds):
+    def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None):
         if z_only_active:
-            s, e, ind, fm, examined = self._select(layer, act, train, forced, seeds)
+            s, e, ind, fm, examined = self._select(layer, act, train, forced, seeds, rows)
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
             if act[0] == "dense":
@@ -280,8 +317,11 @@ class SparseNetwork:
             return ("ragged", s, e, ind, np.maximum(z, 0))
         return ("dense", np.maximum(out[1], 0))
 
-    def forward(self, X, *, train=False, forced=None, output_lsh=False, seeds=None):
-        """Run the network on a batch; returns the per-layer ``(input, output)`` list."""
+    def forward(self, X, *, train=False, forced=None, output_lsh=False, seeds=None, rows=None):
+        """Run the network on a batch; returns the per-layer ``(input, output)`` list.
+
+        ``rows``: training row numbers of the batch (see :meth:`set_input_cache`).
+        """
         act = as_activation(X, ragged_if_sparse=self.layers[0].lsh)
         cache = []
         last = len(self.layers) - 1
@@ -289,7 +329,8 @@ class SparseNetwork:
             use_lsh = layer.lsh and (i < last or train or output_lsh)
             out = self._forward_layer(layer, act, use_lsh, train,
                                       forced if i == last else None,
-                                      None if seeds is None else seeds[i])
+                                      None if seeds is None else seeds[i],
+                                      rows if i == 0 and train else None)
             cache.append((act, out))
             act = self._relu(out)
         return cache
@@ -306,17 +347,19 @@ class SparseNetwork:
         t = self.t
         return float(self.learning_rate * math.sqrt(1 - _B2**t) / (1 - _B1**t))
 
-    def train_batch(self, X, pptr, plab):
+    def train_batch(self, X, pptr, plab, rows=None):
         """One Adam step on a minibatch; returns the mean data loss.
 
         ``plab[pptr[i]:pptr[i + 1]]`` are the true labels of sample ``i``: its
         target is uniform over them, and in an LSH output layer their neurons
-        are always active.
+        are always active. ``rows``: the batch's row numbers in the training
+        set, when the first layer's query buckets are cached
+        (:meth:`set_input_cache`).
         """
         n = X.shape[0]
         seeds = [self.rng.integers(1, 2**63, n, dtype=np.uint64) if la.lsh else None
                  for la in self.layers]
-        cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds)
+        cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds, rows=rows)
         t0 = time.perf_counter()
         out = cache[-1][1]
         loss = np.zeros(n, dtype=np.float64)

@@ -391,7 +391,7 @@ default="auto"
     # ------------------------------------------------------------------ #
     # Training
     # ------------------------------------------------------------------ #
-    def _run_epoch(self, X, kind, enc, rng, bar=None):
+    def _run_epoch(self, X, kind, enc, rng, bar=None, cached=False):
         net = self._net
         n = X.shape[0]
         order = rng.permutation(n)
@@ -403,7 +403,7 @@ default="auto"
             for start in range(0, n, bs):
                 rows = order[start:start + bs]
                 pptr, plab = self._positives(kind, enc, rows)
-                loss = net.train_batch(X[rows], pptr, plab)
+                loss = net.train_batch(X[rows], pptr, plab, rows=rows if cached else None)
                 total += loss * len(rows)
                 if bar is not None:
                     bar.update(1)
@@ -482,9 +482,11 @@ default="auto"
         n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
         bar = progress_bar(self.n_epochs * n_batches, self.verbose, desc=type(self).__name__,
                            unit="batch")
+        # the first layer's query buckets are hashed once (the input is fixed)
+        self._net.set_input_cache(X.shape[0] if self.n_epochs > 1 else 0)
         with bar:
             for _ in range(self.n_epochs):
-                self._run_epoch(X, kind, enc, rng, bar)
+                self._run_epoch(X, kind, enc, rng, bar, cached=True)
                 self.n_iter_ += 1
                 if self.early_stopping:
                     val = self._val_score(X_val, kind, enc_val)
@@ -502,6 +504,7 @@ default="auto"
                 bar.set_postfix(**post)
                 if self._no_improve >= self.n_iter_no_change:
                     break
+        self._net.set_input_cache(0)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
