@@ -166,9 +166,19 @@ def p_at_k(Y, labels, k):
     return float(hits.reshape(-1, k).sum(1).mean() / k)
 
 
-def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=False):
+def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=False,
+             max_rows=None):
+    """Fit and score one model; with ``max_rows`` below the training size, an
+    *estimate*: one epoch on the first ``max_rows`` rows, its time scaled to
+    the whole training set, no test score."""
+    import resource
     import tracemalloc
 
+    n_full = X.shape[0]
+    estimate = max_rows is not None and max_rows < n_full
+    if estimate:
+        X, y = X[:max_rows], y[:max_rows]
+        params = dict(params, n_epochs=1)
     clf = LSHSparseMLPClassifier(**params, n_jobs=threads)
     numba.set_num_threads(threads)
     if memory:
@@ -184,7 +194,9 @@ def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=Fal
     res = {"model": name, "threads": threads,
            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}}
     with threadpool_limits(threads):
-        if multilabel:
+        if estimate:
+            pass
+        elif multilabel:
             labels, _ = clf.predict_topk(Xt, 5)
             res.update({"P@1": p_at_k(yt, labels, 1), "P@5": p_at_k(yt, labels, 5)})
         else:
@@ -204,6 +216,13 @@ def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=Fal
         "n_rebuilds": len(clf.rebuild_iterations_),
         "final_loss": float(clf.loss_curve_[-1]),
     })
+    if estimate:
+        scale = n_full / X.shape[0]
+        res.update({"estimated": True, "rows_timed": X.shape[0],
+                    "s_per_epoch": res["s_per_epoch"] * scale,
+                    "cpu_s_per_epoch": res["cpu_s_per_epoch"] * scale})
+    # process-wide peak so far (Numba's allocations included; runs go LSH first)
+    res["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if memory:
         res["peak_traced_mb"] = peak
         res["params_mb"] = sum(3 * la.P.nbytes + 3 * la.b.nbytes
@@ -240,17 +259,27 @@ IMAGES_LSH = dict(lsh_layers="hidden", hash_family="dwta", n_tables=50, n_bits=3
 
 
 def _compare(rows, key="test_accuracy"):
-    """Ratios of the first row (LSH) to the others, at equal thread counts."""
+    """Ratios of each LSH row to the other rows, at equal thread counts.
+
+    With one LSH row the keys are ``<t>thr_speedup_vs_<dense|sklearn>_<wall|cpu>``
+    and ``<t>thr_<key>_gap_pp_vs_<...>``; further LSH rows get ``lsh<j>_`` in front.
+    """
     out = {}
     for t in sorted({r["threads"] for r in rows}):
         rs = [r for r in rows if r["threads"] == t]
-        lsh, others = rs[0], rs[1:]
-        for o in others:
-            tag = "dense" if o["model"].startswith("dense") else "sklearn"
-            out[f"{t}thr_speedup_vs_{tag}_wall"] = o["s_per_epoch"] / lsh["s_per_epoch"]
-            out[f"{t}thr_speedup_vs_{tag}_cpu"] = o["cpu_s_per_epoch"] / lsh["cpu_s_per_epoch"]
-            if key in o:
-                out[f"{t}thr_{key}_gap_pp_vs_{tag}"] = 100 * (o[key] - lsh[key])
+        lshs = [r for r in rs if r["model"].startswith("LSH")] or rs[:1]
+        others = [r for r in rs if not any(r is x for x in lshs)]
+        for j, lsh in enumerate(lshs):
+            pre = "" if j == 0 else f"lsh{j + 1}_"
+            for o in others:
+                tag = "dense" if o["model"].startswith("dense") else "sklearn"
+                if o.get("estimated"):
+                    tag += "_estimated"
+                out[f"{pre}{t}thr_speedup_vs_{tag}_wall"] = o["s_per_epoch"] / lsh["s_per_epoch"]
+                out[f"{pre}{t}thr_speedup_vs_{tag}_cpu"] = (o["cpu_s_per_epoch"]
+                                                           / lsh["cpu_s_per_epoch"])
+                if key in o and key in lsh:
+                    out[f"{pre}{t}thr_{key}_gap_pp_vs_{tag}"] = 100 * (o[key] - lsh[key])
     return out
 
 
@@ -283,7 +312,8 @@ def suite_images(args):
 def suite_xc(args):
     out = {}
     sets = {
-        "delicious": (load_delicious, dict(hidden_layer_sizes=(128,), active_budget=0.2)),
+        "delicious": (load_delicious, dict(hidden_layer_sizes=(128,), active_budget=0.2,
+                                           pruned=dict(n_tables=20, n_bits=8))),
         "debian-paths": (lambda: load_debian(args.debian_train, args.debian_test,
                                              min_count=args.debian_min_count,
                                              max_labels=args.debian_max_labels),
@@ -302,7 +332,14 @@ def suite_xc(args):
         for t in args.threads:
             rows += [
                 run_ours(f"LSH output ({extra['active_budget']:.0%}), full scoring", lsh,
-                         X, Y, Xt, Yt, multilabel=True, threads=t),
+                         X, Y, Xt, Yt, multilabel=True, threads=t)]
+            if "pruned" in extra:  # fewer tables, longer codes: fewer candidates
+                pr = extra["pruned"]
+                rows.append(run_ours(
+                    f"LSH output ({extra['active_budget']:.0%}), L={pr['n_tables']} "
+                    f"K={pr['n_bits']}", dict(lsh, **pr), X, Y, Xt, Yt, multilabel=True,
+                    threads=t))
+            rows += [
                 run_ours("dense output (same code)", dict(common, lsh_layers="none"),
                          X, Y, Xt, Yt, multilabel=True, threads=t),
             ]
@@ -344,8 +381,10 @@ def suite_extreme(args):
         for t in args.threads:
             rows += [run_ours("LSH output (0.5%)", lsh, X, Y, Xt, Yt, multilabel=True,
                               threads=t, memory=True),
-                     run_ours("dense output (same code)", dict(common, lsh_layers="none"),
-                              X, Y, Xt, Yt, multilabel=True, threads=t, memory=True)]
+                     run_ours("dense output (same code)"
+                              + (" [estimated]" if args.dense_max_rows else ""),
+                              dict(common, lsh_layers="none"), X, Y, Xt, Yt, multilabel=True,
+                              threads=t, memory=True, max_rows=args.dense_max_rows)]
         out[f"extreme-{n_classes}"] = {
             "n_train": X.shape[0], "n_test": Xt.shape[0], "n_labels": n_classes,
             "n_features": X.shape[1], "rows": rows,
@@ -385,7 +424,7 @@ def write(suite, res, args):
     cmd = "nice python benchmarks/bench_lsh_mlp.py " + " ".join(sys.argv[1:])
     meta = {"command": cmd, "machine": platform.platform(), "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
-    base = os.path.join(results, f"lsh_mlp_{suite}")
+    base = os.path.join(results, f"lsh_mlp_{suite}{args.tag}")
     with open(base + ".json", "w") as f:
         json.dump({"meta": meta, "results": res}, f, indent=1)
     lines = [f"# LSHSparseMLPClassifier benchmark: {suite}", "",
@@ -396,7 +435,9 @@ def write(suite, res, args):
              "'train cost vs dense' counts multiply-adds of forward and backward plus hashing, "
              "bucket entries examined and selection, and Adam updates (4 per parameter), "
              "against the dense network on the same batches. 'candidates/sample' = bucket "
-             "entries examined per sample (the layer width for dense layers).", ""]
+             "entries examined per sample (the layer width for dense layers). 'max RSS MB' = "
+             "the process's peak resident memory so far (data included; Numba's allocations "
+             "included, which tracemalloc misses; models run LSH first).", ""]
     for name, r in res.items():
         lines += [f"## {name} (train {r['n_train']}, test {r['n_test']})", ""]
         if "n_labels" in r:
@@ -404,20 +445,30 @@ def write(suite, res, args):
         ml = "P@1" in r["rows"][0]
         head = ["model", "P@1", "P@5"] if ml else ["model", "test acc"]
         head += ["threads", "s/epoch", "CPU s/epoch", "epochs", "active fraction",
-                 "candidates/sample", "train cost vs dense", "peak traced MB"]
+                 "candidates/sample", "train cost vs dense", "peak traced MB", "max RSS MB"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in r["rows"]:
             cells = [row["model"]]
-            cells += ([f"{row['P@1']:.4f}", f"{row['P@5']:.4f}"] if ml
-                      else [f"{row['test_accuracy']:.4f}"])
+            if row.get("estimated"):
+                cells += ["-", "-"] if ml else ["-"]
+            else:
+                cells += ([f"{row['P@1']:.4f}", f"{row['P@5']:.4f}"] if ml
+                          else [f"{row['test_accuracy']:.4f}"])
             cells += [str(row["threads"]), f"{row['s_per_epoch']:.2f}",
                       f"{row['cpu_s_per_epoch']:.2f}", str(row["epochs"]),
                       str([round(a, 4) for a in row.get("active_fraction", [])]) or "-",
                       str([round(a, 1) for a in row.get("candidates_per_sample", [])]) or "-",
                       f"{row['training_flops_ratio']:.4f}" if "training_flops_ratio" in row
                       else "-",
-                      f"{row['peak_traced_mb']:.0f}" if "peak_traced_mb" in row else "-"]
+                      f"{row['peak_traced_mb']:.0f}" if "peak_traced_mb" in row else "-",
+                      f"{row['max_rss_mb']:.0f}" if "max_rss_mb" in row else "-"]
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        for row in r["rows"]:
+            if row.get("estimated"):
+                lines.append(f"- {row['model']}: time of one epoch on the first "
+                             f"{row['rows_timed']} training rows, scaled to all "
+                             f"{r['n_train']} (no test score).")
         lines.append("")
         for k in sorted(r):
             if "speedup" in k or "gap_pp" in k:
@@ -440,8 +491,13 @@ def main():
     ap.add_argument("--n-classes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--extreme-samples", type=int, default=50_000)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--dense-max-rows", type=int, default=None,
+                    help="extreme: time the dense model on this many training rows "
+                         "(one epoch) and scale, instead of training it in full")
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="",
+                    help="suffix of the results files: lsh_mlp_<suite><tag>.md/.json")
     ap.add_argument("--debian-train", type=int, default=100_000)
     ap.add_argument("--debian-test", type=int, default=20_000)
     ap.add_argument("--debian-min-count", type=int, default=20)

@@ -28,8 +28,10 @@ from ._base import SparseNetwork
 #: ``lsh_layers="auto"``: widths from which a layer is LSH-sparse. Output:
 #: measured crossover of the default LSH output layer over 128 hidden units
 #: (``bench_lsh_mlp.py crossover``: 1.3x slower than dense at 2,000 classes,
-#: even at 4,000). Hidden: MNIST's 1,000-unit layer at 5% is only ~1.3x
-#: faster per epoch and less accurate, so hidden layers stay dense unless wide.
+#: even at 4,000; delicious, 983 labels: slower, or faster but 2 points lower
+#: P@1 with pruning tables, see benchmarks/results/lsh_mlp_notes.md). Hidden:
+#: MNIST's 1,000-unit layer at 5% is ~1.9x faster per epoch but 2.5 points
+#: less accurate, so hidden layers stay dense unless wide.
 _AUTO_MIN_HIDDEN = 4096
 _AUTO_MIN_OUTPUT = 4096
 
