@@ -292,9 +292,9 @@ def suite_images(args):
     for name in args.datasets or sets:
         X, y, Xt, yt = sets[name]()
         print(f"== {name}: train {X.shape}, test {Xt.shape}", flush=True)
-        common = dict(hidden_layer_sizes=(1000,), n_epochs=epochs[name], batch_size=128,
-                      learning_rate=1e-3, random_state=args.seed, tol=0.0,
-                      n_iter_no_change=10**6)
+        common = dict(hidden_layer_sizes=(1000,), n_epochs=epochs[name],
+                      batch_size=args.batch_size, learning_rate=1e-3, random_state=args.seed,
+                      tol=0.0, n_iter_no_change=10**6)
         rows = []
         for t in args.threads:
             rows += [run_ours("LSH (5% hidden)", dict(common, **IMAGES_LSH), X, y, Xt, yt,
@@ -302,7 +302,7 @@ def suite_images(args):
                      run_ours("dense (same code)", dict(common, lsh_layers="none"), X, y, Xt,
                               yt, threads=t)]
             if not args.no_sklearn:
-                rows.append(run_sklearn((1000,), X, y, Xt, yt, epochs[name], 128, 1e-3,
+                rows.append(run_sklearn((1000,), X, y, Xt, yt, epochs[name], args.batch_size, 1e-3,
                                         args.seed, threads=t))
         out[name] = {"n_train": X.shape[0], "n_test": Xt.shape[0], "rows": rows,
                      **_compare(rows)}
@@ -491,6 +491,8 @@ def main():
     ap.add_argument("--n-classes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--extreme-samples", type=int, default=50_000)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=128,
+                    help="images: minibatch size of every model")
     ap.add_argument("--dense-max-rows", type=int, default=None,
                     help="extreme: time the dense model on this many training rows "
                          "(one epoch) and scale, instead of training it in full")
