@@ -75,6 +75,10 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     batch_size : int, default=256
     learning_rate : float, default=0.02
         Adam step size.
+    learning_rate_schedule : {"constant", "linear"}, default="constant"
+        ``"linear"`` decays the step size from ``learning_rate`` towards 0
+        over the minibatches of :meth:`fit`'s ``n_epochs`` (an early stop
+        ends it sooner); :meth:`partial_fit` always uses ``learning_rate``.
     alpha : float, default=1e-4
         L2 penalty; the objective is mean loss + ``alpha / 2 * ||W||^2 / n_samples``.
     early_stopping : bool, default=False
@@ -170,6 +174,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         "n_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"constant", "linear"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -196,6 +201,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         n_epochs="auto",
         batch_size=256,
         learning_rate=0.02,
+        learning_rate_schedule="constant",
         alpha=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
@@ -217,6 +223,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.alpha = alpha
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -406,6 +413,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             n_buckets=B, hidden_layer_size=H, loss=self._loss,
             n_epochs=1 if incremental else self.n_epochs_, batch_size=self.batch_size,
             learning_rate=self.learning_rate, alpha=self.alpha,
+            learning_rate_schedule="constant" if incremental else self.learning_rate_schedule,
             early_stopping=self.early_stopping and not incremental,
             n_iter_no_change=self.n_iter_no_change if not incremental else 10**9,
             tol=self.tol,

@@ -32,7 +32,7 @@ from ..utils._math import log_softmax, sigmoid, softmax
 
 DTYPE = np.float32
 # rows of the training set gathered at once when shuffling an epoch
-CHUNK_ROWS = 32768
+CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -48,6 +48,23 @@ class TrainConfig:
     n_iter_no_change: int
     tol: float
     alpha_scaled: float = 0.0  # alpha / n_samples, set by train_group
+    learning_rate_schedule: str = "constant"  # | "linear": to 0 over the epochs
+
+
+def scheduled_learning_rate(cfg, step, n_steps):
+    """Adam's step size for minibatch ``step`` (0-based) of ``n_steps``.
+
+    ``"constant"``: ``cfg.learning_rate`` throughout; ``"linear"``: from
+    ``cfg.learning_rate`` down towards 0, ``lr * (1 - step / n_steps)``.
+
+    >>> cfg = TrainConfig(8, 0, "softmax", 2, 4, 0.1, 0.0, False, 1, 0.0,
+    ...                   learning_rate_schedule="linear")
+    >>> [round(scheduled_learning_rate(cfg, t, 4), 3) for t in range(4)]
+    [0.1, 0.075, 0.05, 0.025]
+    """
+    if cfg.learning_rate_schedule == "linear" and n_steps > 0:
+        return cfg.learning_rate * (1.0 - step / n_steps)
+    return cfg.learning_rate
 
 
 # --------------------------------------------------------------------------
@@ -505,11 +522,15 @@ def train_group(X, y, sample_weight, buckets_of, params, opt_state, cfg, rep_see
     no_improve = np.zeros(g, dtype=int)
     n_iter = np.zeros(g, dtype=int)
     curves, val_curves = [], []
+    n_steps = sum(-(-len(o) // cfg.batch_size) for o in epoch_orders)
+    step = 0
     for order in epoch_orders:
         epoch_loss = np.zeros(g)
         seen = 0.0
         for _, Xb, yb, wbatch in _minibatches(X, y, sample_weight, order, cfg.batch_size):
             nb = Xb.shape[0]
+            opt.learning_rate = scheduled_learning_rate(cfg, step, n_steps)
+            step += 1
             if engine == "reference":
                 lval = step_reference(Xb, yb, buckets_of, params, opt, wbatch, cfg, active)
                 _, tw = bucket_targets(yb, buckets_of, nb, g, B, cfg.loss) if sp.issparse(yb) \

@@ -98,12 +98,14 @@ def test_sparse_backward_adam_is_lazy_adam_on_present_rows():
 @pytest.mark.parametrize("loss,multilabel", [("softmax", False), ("softmax", True),
                                              ("sigmoid", True)])
 @pytest.mark.parametrize("sparse", [True, False])
-def test_training_with_kernels_matches_numpy_reference(hidden, loss, multilabel, sparse):
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_training_with_kernels_matches_numpy_reference(hidden, loss, multilabel, sparse,
+                                                       schedule):
     X, y = _problem(n=160, multilabel=multilabel, sparse=sparse, dtype=np.float64)
     fam = UniversalHashFamily(20, 4, 3, np.random.default_rng(0), distinct=False)
     cfg = rm.TrainConfig(n_buckets=4, hidden_layer_size=hidden, loss=loss, n_epochs=3,
                          batch_size=32, learning_rate=0.05, alpha=1e-2, early_stopping=False,
-                         n_iter_no_change=10, tol=1e-4)
+                         n_iter_no_change=10, tol=1e-4, learning_rate_schedule=schedule)
     orders = [np.random.default_rng(e).permutation(X.shape[0]) for e in range(3)]
     w = np.random.default_rng(9).uniform(0.5, 2, X.shape[0]).astype(np.float32)
     out = {eng: rm.train_group(X, y, w, fam, None, None, cfg, [1, 2, 3], orders, engine=eng)

@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 from sklearn import config_context
+from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from skmach import MACHClassifier
@@ -349,3 +350,30 @@ def test_model_too_large_for_memory_is_refused_before_allocating():
     clf = MACHClassifier(n_buckets=2, n_repetitions=2, hidden_layer_size=0)
     with pytest.raises(ValueError, match="GiB"):
         clf.fit(wide, [0, 1, 0, 1])
+
+
+def test_linear_learning_rate_schedule_decays_over_fit_not_partial_fit(monkeypatch):
+    from skmach.mach import _repetition_model as rm
+
+    seen = []
+    real = rm.step_kernels
+
+    def spy(Xb, params, opt, *a, **kw):
+        seen.append(opt.learning_rate)
+        return real(Xb, params, opt, *a, **kw)
+
+    monkeypatch.setattr(rm, "step_kernels", spy)
+    X, y = make_classification(n_samples=100, n_features=8, n_informative=6, n_classes=5,
+                               random_state=0)
+    kw = dict(n_buckets=4, n_repetitions=2, hidden_layer_size=4, n_epochs=3, batch_size=25,
+              learning_rate=0.04, random_state=0, n_jobs=1)
+    clf = MACHClassifier(learning_rate_schedule="linear", **kw).fit(X, y)
+    # 4 batches per epoch, 3 epochs: 0.04 * (1 - t / 12)
+    np.testing.assert_allclose(seen, 0.04 * (1 - np.arange(12) / 12))
+    seen.clear()
+    clf.partial_fit(X, y)
+    np.testing.assert_allclose(seen, 0.04)
+    seen.clear()
+    const = MACHClassifier(**kw).fit(X, y)
+    np.testing.assert_allclose(seen, 0.04)
+    assert not np.allclose(const.coefs_[0], clf.coefs_[0])
