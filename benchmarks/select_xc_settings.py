@@ -7,7 +7,8 @@ Every thread pool pinned to ``--threads``.
 
 Usage::
 
-    python benchmarks/select_xc_settings.py [--datasets bibtex delicious] [--threads 2]
+    python benchmarks/select_xc_settings.py [--datasets bibtex delicious] [--threads 2] \\
+        [--candidates JSON] [--name xc_settings]
 """
 
 import argparse
@@ -60,14 +61,22 @@ def main():
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--datasets", nargs="+", default=list(CANDIDATES))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--candidates", default=None,
+                    help="JSON object {data set: [settings, ...]} replacing CANDIDATES")
+    ap.add_argument("--name", default="xc_settings")
     args = ap.parse_args()
+    candidates = CANDIDATES
+    if args.candidates:
+        import json
+
+        candidates = json.loads(args.candidates)
     pin_threads(args.threads)
     rows = []
     for name in args.datasets:
         Xtr, Ytr, _, _ = load(args.data, name)
         n_val = Xtr.shape[0] // 5
         X, Y, Xv, Yv = Xtr[:-n_val], Ytr[:-n_val], Xtr[-n_val:], Ytr[-n_val:]
-        for cand in CANDIDATES[name]:
+        for cand in candidates[name]:
             clf = MACHClassifier(**cand, n_jobs=args.threads, random_state=0)
             _, fit_s, fit_cpu = timed_cpu(clf.fit, X, Y)
             top, _ = clf.predict_topk(Xv, 5)
@@ -86,7 +95,7 @@ def main():
           f"Fit on the first 80% of each training file, scored on the last 20% (the test "
           f"file is not used); {args.threads} threads, every pool pinned.\n\n"
           + markdown_table(rows, cols))
-    write_results("xc_settings", {"command": command_line(), "rows": rows}, md)
+    write_results(args.name, {"command": command_line(), "rows": rows}, md)
 
 
 if __name__ == "__main__":

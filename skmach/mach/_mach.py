@@ -75,10 +75,14 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     batch_size : int, default=256
     learning_rate : float, default=0.02
         Adam step size.
-    learning_rate_schedule : {"constant", "linear"}, default="constant"
+    learning_rate_schedule : {"auto", "constant", "linear"}, default="auto"
         ``"linear"`` decays the step size from ``learning_rate`` towards 0
         over the minibatches of :meth:`fit`'s ``n_epochs`` (an early stop
         ends it sooner); :meth:`partial_fit` always uses ``learning_rate``.
+        ``"auto"``: linear from 100,000 samples on, where it helped
+        (debian-paths: validation P@1 0.980 against 0.974), constant below,
+        where it did not (bibtex, delicious); the fitted
+        ``learning_rate_schedule_`` shows the choice.
     alpha : float, default=1e-4
         L2 penalty; the objective is mean loss + ``alpha / 2 * ||W||^2 / n_samples``.
     early_stopping : bool, default=False
@@ -174,7 +178,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         "n_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_schedule": [StrOptions({"constant", "linear"})],
+        "learning_rate_schedule": [StrOptions({"auto", "constant", "linear"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -201,7 +205,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         n_epochs="auto",
         batch_size=256,
         learning_rate=0.02,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="auto",
         alpha=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
@@ -359,6 +363,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             self.n_repetitions_ = sizes["n_repetitions"]
             self.hidden_layer_size_ = sizes["hidden_layer_size"]
             self.n_epochs_ = sizes["n_epochs"]
+            self.learning_rate_schedule_ = sizes["learning_rate_schedule"]
             if self.estimator is None:
                 check_memory(self.n_features_in_, self.n_buckets_, self.n_repetitions_,
                              self.hidden_layer_size_, self.early_stopping)
@@ -413,7 +418,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             n_buckets=B, hidden_layer_size=H, loss=self._loss,
             n_epochs=1 if incremental else self.n_epochs_, batch_size=self.batch_size,
             learning_rate=self.learning_rate, alpha=self.alpha,
-            learning_rate_schedule="constant" if incremental else self.learning_rate_schedule,
+            learning_rate_schedule="constant" if incremental else self.learning_rate_schedule_,
             early_stopping=self.early_stopping and not incremental,
             n_iter_no_change=self.n_iter_no_change if not incremental else 10**9,
             tol=self.tol,

@@ -333,7 +333,13 @@ def test_auto_sizes_follow_the_problem():
     assert big["n_epochs"] < small["n_epochs"]
     fixed = auto_sizes(MACHClassifier(n_buckets=8, n_repetitions=3, hidden_layer_size=0,
                                       n_epochs=4), 100, 10, 10)
-    assert fixed == {"n_buckets": 8, "n_repetitions": 3, "hidden_layer_size": 0, "n_epochs": 4}
+    assert fixed == {"n_buckets": 8, "n_repetitions": 3, "hidden_layer_size": 0, "n_epochs": 4,
+                     "learning_rate_schedule": "constant"}
+    # a decaying rate from 100,000 samples on, unless the user chose one
+    assert (big["learning_rate_schedule"], small["learning_rate_schedule"]) == ("linear",
+                                                                                "constant")
+    assert auto_sizes(MACHClassifier(learning_rate_schedule="constant"), 24288, 1_198_250,
+                      2**16)["learning_rate_schedule"] == "constant"
 
 
 def test_model_too_large_for_memory_is_refused_before_allocating():
@@ -368,12 +374,14 @@ def test_linear_learning_rate_schedule_decays_over_fit_not_partial_fit(monkeypat
     kw = dict(n_buckets=4, n_repetitions=2, hidden_layer_size=4, n_epochs=3, batch_size=25,
               learning_rate=0.04, random_state=0, n_jobs=1)
     clf = MACHClassifier(learning_rate_schedule="linear", **kw).fit(X, y)
+    assert clf.learning_rate_schedule_ == "linear"
     # 4 batches per epoch, 3 epochs: 0.04 * (1 - t / 12)
     np.testing.assert_allclose(seen, 0.04 * (1 - np.arange(12) / 12))
     seen.clear()
     clf.partial_fit(X, y)
     np.testing.assert_allclose(seen, 0.04)
     seen.clear()
-    const = MACHClassifier(**kw).fit(X, y)
+    const = MACHClassifier(**kw).fit(X, y)  # "auto": constant for 100 samples
     np.testing.assert_allclose(seen, 0.04)
+    assert const.learning_rate_schedule_ == "constant"
     assert not np.allclose(const.coefs_[0], clf.coefs_[0])
