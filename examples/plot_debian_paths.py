@@ -95,9 +95,9 @@ print("e.g.", train_texts[0], "->", train_labels[0])
 pipe = make_pipeline(
     HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=2**16,
                       alternate_sign=False, dtype=np.float32),
-    MACHClassifier(n_buckets=1024, n_repetitions=8, hidden_layer_size=30, n_epochs=3,
-                   learning_rate=0.02, batch_size=512, loss="softmax",
-                   random_state=0, n_jobs=2),
+    MACHClassifier(n_buckets=1024, n_repetitions=4, hidden_layer_size=60, n_epochs=4,
+                   learning_rate=0.02, learning_rate_schedule="linear", batch_size=512,
+                   loss="softmax", random_state=0, n_jobs=2),
 )
 t0 = time.perf_counter()
 pipe.fit(train_texts, Y_train)
