@@ -106,6 +106,7 @@ def run(data, n_train, n_test, threads):
             "P@1": precision_at_k(Yte, top, k=1), "P@5": precision_at_k(Yte, top, k=5),
             "sizes": {"n_buckets": clf.n_buckets_, "n_repetitions": clf.n_repetitions_,
                       "hidden_layer_size": clf.hidden_layer_size_, "n_epochs": clf.n_epochs_,
+                      "learning_rate_schedule": clf.learning_rate_schedule_,
                       "loss": clf._loss, "final_loss": float(clf.loss_curve_[-1])}}
 
 
