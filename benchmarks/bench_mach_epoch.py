@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--before", default="d409a68")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--name", default="mach_epoch")
     args = ap.parse_args()
     if args.worker:
         return worker(args.n_fit, args.threads[0])
@@ -95,7 +96,7 @@ def main():
           f"{args.before}. Every thread pool pinned to the thread count and `n_jobs` equal to "
           f"it. CPU seconds are the process's, all threads. The machine is shared: compare "
           f"CPU seconds first.\n\n" + markdown_table(rows, cols))
-    write_results("mach_epoch", {"command": command_line(), "machine": machine(),
+    write_results(args.name, {"command": command_line(), "machine": machine(),
                                  "rows": rows}, md)
 
 
