@@ -198,7 +198,8 @@ def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=Fal
             pass
         elif multilabel:
             labels, _ = clf.predict_topk(Xt, 5)
-            res.update({"P@1": p_at_k(yt, labels, 1), "P@5": p_at_k(yt, labels, 5)})
+            res.update({"P@1": p_at_k(yt, labels, 1), "P@3": p_at_k(yt, labels, 3),
+                        "P@5": p_at_k(yt, labels, 5)})
         else:
             res["test_accuracy"] = float(clf.score(Xt, yt))
     res.update({
@@ -208,6 +209,8 @@ def run_ours(name, params, X, y, Xt, yt, multilabel=False, threads=1, memory=Fal
         "epochs": clf.n_iter_,
         "s_per_epoch": float(np.median(clf.epoch_times_)),
         "cpu_s_per_epoch": float(np.median(clf.epoch_cpu_times_)),
+        "epoch_s": [float(t) for t in clf.epoch_times_],
+        "epoch_cpu_s": [float(t) for t in clf.epoch_cpu_times_],
         "active_fraction": [float(a) for a in clf.active_fraction_],
         "candidates_per_sample": [float(a) for a in clf.candidates_per_sample_],
         "training_flops_ratio": float(clf.training_flops_ratio_),

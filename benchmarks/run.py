@@ -63,6 +63,10 @@ SUITES = {
                     ["bench_lsh_mlp.py", "extreme", "--epochs", "1", "--n-classes", "2000",
                      "--extreme-samples", "2000", "--threads", "1"],
                     ["lsh_mlp_extreme"]),
+    "lsh_debian": (["bench_lsh_debian.py", "--threads", "1", "--epochs", "2"],
+                   ["bench_lsh_debian.py", "--threads", "1", "--n-train", "20000",
+                    "--n-eval", "2000"],
+                   ["lsh_mlp_debian"]),
 }
 
 
