@@ -96,7 +96,7 @@ pipe = make_pipeline(
     HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=2**16,
                       alternate_sign=False, dtype=np.float32),
     MACHClassifier(n_buckets=1024, n_repetitions=4, hidden_layer_size=60, n_epochs=4,
-                   learning_rate=0.02, learning_rate_schedule="linear", batch_size=512,
+                   learning_rate=0.02, learning_rate_schedule="linear", batch_size=1024,
                    loss="softmax", random_state=0, n_jobs=2),
 )
 t0 = time.perf_counter()
