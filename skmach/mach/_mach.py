@@ -49,13 +49,13 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         the model becomes an ensemble of ``R`` K-way classifiers).
     n_repetitions : int or "auto", default="auto"
         Independent hash functions and models (``R``). ``"auto"``: 16 up to
-        10,000 classes, 8 above.
+        10,000 classes, 4 above.
     hidden_layer_size : int or "auto", default="auto"
         Built-in model: 0 for a (sparse-input) linear model, else the number of
         ReLU units of its single hidden layer. ``"auto"``: the largest power
         of two up to 256 for which the first layers of all repetitions hold
-        at most ``2**25`` weights, and at least 32 (64 for 65,536 features
-        and 8 repetitions, 32 for ``2**18`` features).
+        at most ``2**25`` weights, and at least 32 (128 for 65,536 features
+        and 4 repetitions, 32 for ``2**18`` features).
     loss : {"auto", "softmax", "sigmoid"}, default="auto"
         Output of the built-in model. ``"softmax"``: one distribution over the
         buckets (multi-label: the target spreads over the sample's buckets).
