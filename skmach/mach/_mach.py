@@ -363,7 +363,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             self.n_repetitions_ = sizes["n_repetitions"]
             self.hidden_layer_size_ = sizes["hidden_layer_size"]
             self.n_epochs_ = sizes["n_epochs"]
-            self.learning_rate_schedule_ = sizes["learning_rate_schedule"]
+            # partial_fit keeps a constant rate (it does not know the total)
+            self.learning_rate_schedule_ = ("constant" if first_partial
+                                            else sizes["learning_rate_schedule"])
             if self.estimator is None:
                 check_memory(self.n_features_in_, self.n_buckets_, self.n_repetitions_,
                              self.hidden_layer_size_, self.early_stopping)

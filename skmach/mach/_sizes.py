@@ -78,7 +78,7 @@ def auto_sizes(est, n_classes, n_samples, n_features):
     E = est.n_epochs
     if E == "auto":
         E = 5 if n_samples < _LARGE else 2
-    S = getattr(est, "learning_rate_schedule", "constant")
+    S = est.learning_rate_schedule
     if S == "auto":
         S = "linear" if n_samples >= _LARGE else "constant"
     return {"n_buckets": int(B), "n_repetitions": int(R), "hidden_layer_size": int(H),

@@ -385,3 +385,8 @@ def test_linear_learning_rate_schedule_decays_over_fit_not_partial_fit(monkeypat
     np.testing.assert_allclose(seen, 0.04)
     assert const.learning_rate_schedule_ == "constant"
     assert not np.allclose(const.coefs_[0], clf.coefs_[0])
+    seen.clear()
+    inc = MACHClassifier(learning_rate_schedule="linear", **kw)
+    inc.partial_fit(X, y, classes=np.unique(y))
+    np.testing.assert_allclose(seen, 0.04)
+    assert inc.learning_rate_schedule_ == "constant"
