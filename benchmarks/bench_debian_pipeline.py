@@ -23,6 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 from bench_debian import read_tsv
 from _common import (DEFAULT_DATA, command_line, machine, markdown_table, pin_threads,
                      run_isolated, timed_cpu, write_results)
@@ -55,7 +56,7 @@ class _RSSPhases:
         self.phase = phase
 
 
-def run(data, n_train, n_test, threads):
+def run(data, n_train, n_test, threads, dtype="float64"):
     pin_threads(threads)
     mem = _RSSPhases()
     from sklearn.feature_extraction.text import HashingVectorizer
@@ -74,7 +75,7 @@ def run(data, n_train, n_test, threads):
     read_s = time.perf_counter() - t0
     pipe = make_pipeline(
         HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**18,
-                          alternate_sign=False),
+                          alternate_sign=False, dtype=np.dtype(dtype)),
         MACHClassifier(random_state=0, n_jobs=threads),
     )
     clf = pipe[-1]
@@ -117,11 +118,15 @@ def main():
     ap.add_argument("--n-test", type=int, default=299_562)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                    help="HashingVectorizer's dtype (float64 is its default)")
+    ap.add_argument("--name", default="debian_pipeline_defaults")
     args = ap.parse_args()
-    out = run_isolated(run, args.data, args.n_train, args.n_test, args.threads,
+    out = run_isolated(run, args.data, args.n_train, args.n_test, args.threads, args.dtype,
                        timeout=args.timeout)
     print(out, flush=True)
-    row = {"system": "make_pipeline(HashingVectorizer(char_wb 3-5, 2**18), MACHClassifier())",
+    dt = "" if args.dtype == "float64" else f", dtype={args.dtype}"
+    row = {"system": f"make_pipeline(HashingVectorizer(char_wb 3-5, 2**18{dt}), MACHClassifier())",
            **{k: v for k, v in out.items() if k not in ("sizes", "trace")}}
     cols = [("system", None), ("fit_s", "{:.0f}"), ("fit_cpu_s", "{:.0f}"),
             ("predict_s", "{:.0f}"), ("predict_cpu_s", "{:.0f}"), ("P@1", "{:.3f}"),
@@ -136,7 +141,7 @@ def main():
           f"peak within each phase: {out.get('peak_rss_mb_by_phase')}.\n")
     if "error" in out:
         md += f"\nFailure: {out['error']}\n"
-    write_results("debian_pipeline_defaults", {"command": command_line(),
+    write_results(args.name, {"command": command_line(),
                                                "machine": machine(), **out}, md)
 
 
