@@ -25,18 +25,27 @@ RESULTS = Path(os.environ.get("SKMACH_BENCH_RESULTS")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
+def proc_status_mb(field):
+    """A memory field of /proc/self/status (``"VmRSS"``, ``"VmHWM"``) in MiB,
+    or NaN where it cannot be read."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def peak_rss_mb():
     """Peak resident set size of this process, in MB.
 
     ``VmHWM`` of /proc/self/status belongs to this process's own address
     space (``ru_maxrss`` would also count the parent's memory at fork time).
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = proc_status_mb("VmHWM")
+    if peak == peak:  # not NaN
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from bench_debian import read_tsv
 from _common import (DEFAULT_DATA, command_line, machine, markdown_table, pin_threads,
-                     run_isolated, timed_cpu, write_results)
+                     proc_status_mb, run_isolated, timed_cpu, write_results)
 
 
 class _RSSPhases:
@@ -40,10 +40,7 @@ class _RSSPhases:
 
     @staticmethod
     def rss():
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return proc_status_mb("VmRSS")
 
     def _sample(self):
         while True:

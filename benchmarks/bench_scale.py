@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from _common import command_line, machine, markdown_table, run_isolated, write_results
+from _common import (command_line, machine, markdown_table, proc_status_mb, run_isolated,
+                     write_results)
 
 
 def _reset_peak():
@@ -31,13 +32,6 @@ def _reset_peak():
             f.write("5")  # resets VmHWM to the current RSS
     except OSError:
         pass
-
-
-def _rss_mb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_one(K, args):
@@ -52,7 +46,7 @@ def run_one(K, args):
     classes = np.arange(K)  # every class, seen in training or not
     del X, y
     _reset_peak()
-    base = _rss_mb("VmRSS")
+    base = proc_status_mb("VmRSS")
     clf = MACHClassifier(n_buckets=args.buckets, n_repetitions=args.repetitions,
                          n_epochs=args.epochs, n_jobs=2, random_state=0)
     t = time.perf_counter()
@@ -60,28 +54,28 @@ def run_one(K, args):
     for _ in range(args.epochs - 1):
         clf.partial_fit(Xtr, ytr)
     fit_s = time.perf_counter() - t
-    fit_peak = _rss_mb("VmHWM") - base
+    fit_peak = proc_status_mb("VmHWM") - base
     model_mb = (sum(a.nbytes for a in clf.coefs_) + clf.hash_family_.a.nbytes * 2) / 2**20
     classes_mb = clf.classes_.nbytes / 2**20
 
     n_exact = min(len(yte), args.n_exact if K >= 10**7 else len(yte))
     _reset_peak()
-    base = _rss_mb("VmRSS")
+    base = proc_status_mb("VmRSS")
     t = time.perf_counter()
     exact, _ = clf.predict_topk(Xte[:n_exact], 5)
     exact_s = (time.perf_counter() - t) / n_exact
-    exact_peak = _rss_mb("VmHWM") - base
+    exact_peak = proc_status_mb("VmHWM") - base
 
     clf.set_params(n_candidate_buckets=args.candidate_buckets)
     _reset_peak()
-    base = _rss_mb("VmRSS")
+    base = proc_status_mb("VmRSS")
     t = time.perf_counter()
     clf.predict_topk(Xte[:1], 5)  # builds the inverted index once
     index_s = time.perf_counter() - t
     t = time.perf_counter()
     approx, _ = clf.predict_topk(Xte, 5)
     cand_s = (time.perf_counter() - t) / len(yte)
-    cand_peak = _rss_mb("VmHWM") - base
+    cand_peak = proc_status_mb("VmHWM") - base
     recall = np.mean([len(set(a) & set(e)) / 5 for a, e in zip(approx[:n_exact], exact)])
     return {
         "n_classes": K, "fit_s": fit_s, "fit_peak_mb": fit_peak, "model_mb": model_mb,
