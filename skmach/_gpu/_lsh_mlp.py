@@ -121,7 +121,7 @@ def lsh_mlp_scores(net, X, params=None, *, output_lsh=False):
                 act = ("dense", np.ascontiguousarray(to_host(A), dtype=np.float32))
         Z = cupy.asarray(_dense(A @ WT)) + b
         if sparse_here:
-            s, e, ind, _, _ = net._select(layer, act, False, None, None)
+            s, e, ind = net._select(layer, act, False, None, None)[:3]
             counts = (e - s).astype(np.int64)
             rows = np.repeat(np.arange(n, dtype=np.int64), counts)
             pos = (np.arange(counts.sum(), dtype=np.int64)

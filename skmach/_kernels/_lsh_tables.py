@@ -238,12 +238,14 @@ def _uniform(state):
 @njit(**PARALLEL)
 def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                  selection, threshold, train, seeds, pad_perm, n_chunks,
-                 idx, cnt, fmask, examined, distinct):
+                 idx, cnt, fmask, examined, distinct, n_sel):
     """Active sets of ``n`` samples from their bucket ids ``qb`` ``(n, L)``.
 
     Writes ``idx[i, :cnt[i]]`` (neurons), ``fmask`` (slot holds a forced
     neuron ``flab[fptr[i]:fptr[i+1]]``), ``examined[i]`` (bucket entries
-    visited) and ``distinct[i]`` (distinct neurons retrieved).
+    visited), ``distinct[i]`` (distinct neurons retrieved) and ``n_sel[i]``
+    (slots filled before the padding: ``idx[i, n_sel[i]:cnt[i]]`` are the
+    padding neurons, a uniform draw among the ones not selected).
     """
     n, L = qb.shape
     FORCED = L + 1
@@ -353,6 +355,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                 score[cand[c]] = 0
             for c in range(w):
                 score[idx[i, c]] = 1
+            n_sel[i] = w
             if w < n_pad:
                 start = int(_uniform(state) * n_out) if train else 0
                 c0 = 0

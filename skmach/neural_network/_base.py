@@ -105,7 +105,7 @@ class SparseNetwork:
     budgets : list of int
         Active neurons per sample for each layer (ignored for dense layers).
     hash_family, n_tables, n_bits, selection, threshold, min_active,
-    bucket_size, rebuild_interval, rebuild_decay, alpha, learning_rate :
+    padding_weight, bucket_size, rebuild_interval, rebuild_decay, alpha, learning_rate :
         See :class:`~skmach.neural_network.LSHSparseMLPClassifier`.
     rng : numpy.random.Generator
     n_threads : int
@@ -114,13 +114,15 @@ class SparseNetwork:
     """
 
     def __init__(self, sizes, lsh, budgets, *, hash_family="dwta", n_tables=50, n_bits=6,
-                 selection="topk", threshold=2, min_active=1.0, bucket_size=128,
+                 selection="topk", threshold=2, min_active=1.0, padding_weight="importance",
+                 bucket_size=128,
                  rebuild_interval=50, rebuild_decay=0.1, alpha=1e-4, learning_rate=1e-3,
                  rng=None, n_threads=1):
         self.rng = np.random.default_rng(rng)
         self.selection = KT.SELECTIONS[selection]
         self.threshold = int(threshold)
         self.min_active = float(min_active)
+        self.padding_weight = padding_weight
         self.bucket_size = int(bucket_size)
         self.rebuild_interval = rebuild_interval
         self.rebuild_decay = rebuild_decay
@@ -255,26 +257,28 @@ class SparseNetwork:
         cnt = np.zeros(n, dtype=np.int64)
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
+        n_sel = np.zeros(n, dtype=np.int64)
         n_pad = int(math.ceil(self.min_active * layer.budget))
         if seeds is None:
             seeds = np.zeros(n, dtype=np.uint64)
         KT.query_select(layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, layer.budget,
                         n_pad, fptr, flab, self.selection, self.threshold, train, seeds,
                         layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
-                        examined, distinct)
+                        examined, distinct, n_sel)
         t2 = time.perf_counter()
         if train:  # the cost accounting is the training's; predict changes nothing
             self.times["hashing"] += t1 - t0
             self.times["retrieval"] += t2 - t1
         s = np.arange(n, dtype=np.int64) * w
-        return (s, s + cnt, idx.ravel(), fmask.ravel(), examined)
+        return (s, s + cnt, idx.ravel(), fmask.ravel(), examined, s + n_sel)
 
     # ------------------------------------------------------------------ #
     # Forward
     # ------------------------------------------------------------------ #
     def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None):
         if z_only_active:
-            s, e, ind, fm, examined = self._select(layer, act, train, forced, seeds, rows)
+            s, e, ind, fm, examined, pad_start = self._select(layer, act, train, forced, seeds,
+                                                              rows)
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
             if act[0] == "dense":
@@ -284,7 +288,7 @@ class SparseNetwork:
                 KN.fwd_active_ragged_in(layer.P, layer.b, s, e, ind, xs, xe, xi, xv, z)
             if train:
                 self.times["forward"] += time.perf_counter() - t0
-            return ("active", s, e, ind, z, fm, examined)
+            return ("active", s, e, ind, z, fm, examined, pad_start)
         t0 = time.perf_counter()
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
         Z = np.empty((n, layer.n_out), dtype=np.float32)
@@ -313,7 +317,7 @@ class SparseNetwork:
     @staticmethod
     def _relu(out):
         if out[0] == "active":
-            _, s, e, ind, z, _, _ = out
+            _, s, e, ind, z, _, _, _ = out
             return ("ragged", s, e, ind, np.maximum(z, 0))
         return ("dense", np.maximum(out[1], 0))
 
@@ -364,9 +368,15 @@ class SparseNetwork:
         out = cache[-1][1]
         loss = np.zeros(n, dtype=np.float64)
         if out[0] == "active":
-            _, s, e, ind, z, fm, _ = out
+            _, s, e, ind, z, fm, _, pad_start = out
             grad = np.zeros(len(z), dtype=np.float32)
-            KN.softmax_ce_active(s, e, z, fm, 1.0 / n, grad, loss)
+            logw = np.zeros(n)
+            if self.padding_weight == "importance":
+                # a padding neuron is a uniform draw among the neurons not
+                # selected: it stands for (not selected) / (padding) of them
+                rest = np.maximum(self.layers[-1].n_out - (pad_start - s), 1)
+                logw = np.log(rest / np.maximum(e - pad_start, 1))
+            KN.softmax_ce_active(s, e, z, fm, pad_start, logw, 1.0 / n, grad, loss)
         else:
             grad = np.empty_like(out[1])
             KN.softmax_ce_dense(out[1], pptr, plab, 1.0 / n, grad, loss)
@@ -388,7 +398,7 @@ class SparseNetwork:
         t0 = time.perf_counter()
         dx = None
         if out[0] == "active":
-            _, s, e, ind, _, _, _ = out
+            _, s, e, ind, _, _, _, _ = out
             if need_dx:
                 if act[0] == "dense":
                     dx = np.empty_like(act[1])
@@ -473,7 +483,7 @@ class SparseNetwork:
                 n_rows = layer.n_in
             back = 2.0 if i else 1.0  # weight gradient (+ input gradient past layer 0)
             if out[0] == "active":
-                _, s, e, _, _, _, examined = out
+                _, s, e, _, _, _, examined, _ = out
                 out_cnt = (e - s).astype(np.float64)
                 fam = layer.family
                 h = float(np.sum(fam.cost(in_cnt + 1)))  # +1: the bias coordinate

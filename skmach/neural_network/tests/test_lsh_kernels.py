@@ -173,7 +173,7 @@ def test_softmax_cross_entropy_kernels_match_reference():
         forced[s[i] + plab[pptr[i]:pptr[i + 1]]] = True
     dz = np.empty(28, dtype=np.float32)
     la = np.empty(4)
-    KN.softmax_ce_active(s, e, Z.ravel(), forced, 0.5, dz, la)
+    KN.softmax_ce_active(s, e, Z.ravel(), forced, e, np.zeros(4), 0.5, dz, la)
     np.testing.assert_allclose(la, lref, rtol=1e-5)
     np.testing.assert_allclose(dz.reshape(4, 7), 0.5 * dref, rtol=1e-4, atol=1e-7)
 
@@ -231,7 +231,7 @@ def test_bounded_bucket_tables_match_reference():
 
 
 def _run_select(ptr, ids, qb, nb, n_out, budget, n_pad, fptr, flab, selection, train, n_chunks,
-                threshold=2):
+                threshold=2, return_n_sel=False):
     n = qb.shape[0]
     w = max(budget, int(np.diff(fptr).max()))
     idx = np.full((n, w), -1, dtype=np.int64)
@@ -239,9 +239,12 @@ def _run_select(ptr, ids, qb, nb, n_out, budget, n_pad, fptr, flab, selection, t
     cnt = np.zeros(n, dtype=np.int64)
     ex = np.zeros(n, dtype=np.int64)
     di = np.zeros(n, dtype=np.int64)
+    ns = np.zeros(n, dtype=np.int64)
     seeds = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(7919)
     KT.query_select(ptr, ids, qb, nb, n_out, budget, n_pad, fptr, flab, selection, threshold,
-                    train, seeds, np.arange(n_out), n_chunks, idx, cnt, fmask, ex, di)
+                    train, seeds, np.arange(n_out), n_chunks, idx, cnt, fmask, ex, di, ns)
+    if return_n_sel:
+        return idx, cnt, fmask, ex, di, ns
     return idx, cnt, fmask, ex, di
 
 
@@ -278,6 +281,55 @@ def test_query_select_topk_matches_reference_and_is_thread_independent():
             np.testing.assert_array_equal(u, v)
         # padded to the budget
         assert np.all(a[1] >= budget)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_query_select_reports_where_the_padding_starts(train):
+    rng = np.random.default_rng(8)
+    N, L, nb, cap, n, budget = 200, 4, 64, 3, 30, 20
+    buckets = rng.integers(0, nb, (N, L))
+    ptr, ids = KT.build_tables(buckets, nb, cap, rng.permutation(N))
+    qb = rng.integers(0, nb, (n, L))
+    fptr = np.arange(n + 1)
+    flab = rng.integers(0, N, n)
+    idx, cnt, fmask, ex, di, ns = _run_select(ptr, ids, qb, nb, N, budget, budget, fptr, flab,
+                                              KT.SEL_TOPK, train, 3, return_n_sel=True)
+    assert np.all(cnt == budget)  # at most 1 + L * cap = 13 retrieved: the rest is padding
+    for i in range(n):
+        retrieved = {flab[i]}
+        for t in range(L):
+            k = t * nb + qb[i, t]
+            retrieved |= set(ids[ptr[k]:ptr[k + 1]].tolist())
+        # everything retrieved fits the budget: selected = retrieved, then padding
+        assert ns[i] == len(retrieved) == di[i]
+        assert set(idx[i, :ns[i]].tolist()) == retrieved
+        pads = set(idx[i, ns[i]:cnt[i]].tolist())
+        assert len(pads) == cnt[i] - ns[i] and not pads & retrieved
+        assert not fmask[i, ns[i]:cnt[i]].any()
+
+
+def test_softmax_active_padding_weight_counts_each_padding_neuron_several_times():
+    """A padding slot with log-weight log(m) weighs as m copies of that slot."""
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=6).astype(np.float32)  # slots 0-2 selected (0: label), 3-5 padding
+    forced = np.array([1, 0, 0, 0, 0, 0], dtype=np.bool_)
+    m = 4
+    s, e, ps = np.array([0]), np.array([6]), np.array([3])
+    dz = np.empty(6, dtype=np.float32)
+    loss = np.empty(1)
+    KN.softmax_ce_active(s, e, z, forced, ps, np.array([np.log(m)]), 1.0, dz, loss)
+    # reference: the padding scores repeated m times, plain softmax
+    zz = np.r_[z[:3], np.repeat(z[3:], m)].astype(np.float64)
+    p = np.exp(zz - zz.max())
+    p /= p.sum()
+    assert loss[0] == pytest.approx(-np.log(p[0]), rel=1e-5)
+    grad = np.r_[p[:3], m * p[3::m]]  # d loss / d z of a padding slot sums its m copies
+    grad[0] -= 1
+    np.testing.assert_allclose(dz, grad, rtol=1e-4, atol=1e-7)
+    # weight 0 (log 1) is the plain softmax over the active slots
+    KN.softmax_ce_active(s, e, z, forced, ps, np.zeros(1), 1.0, dz, loss)
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    assert loss[0] == pytest.approx(-np.log(p[0]), rel=1e-5)
 
 
 @pytest.mark.parametrize("selection", [KT.SEL_UNION, KT.SEL_THRESHOLD, KT.SEL_SAMPLE])

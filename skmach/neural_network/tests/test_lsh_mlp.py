@@ -188,3 +188,23 @@ def test_verbose_shows_a_progress_bar_and_quiet_prints_nothing(capsys):
     LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 2, "verbose": 1}).fit(X, y)
     out = capsys.readouterr()
     assert "loss" in out.err and "4/4" in out.err  # 2 epochs x 2 batches of 32
+
+
+def test_padding_weight_changes_only_the_training_with_padding():
+    X, y = _blobs(n=240, k=40, seed=3)
+    kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
+              n_epochs=3, learning_rate=1e-2, batch_size=32, random_state=0)
+    # a budget of every output: nothing is padding, the weighting is a no-op
+    full = [LSHSparseMLPClassifier(**kw, active_budget=1.0, padding_weight=w).fit(X, y)
+            for w in ("importance", "none")]
+    np.testing.assert_array_equal(full[0]._net.layers[1].W, full[1]._net.layers[1].W)
+    assert full[0].loss_curve_ == full[1].loss_curve_
+    # 10% of 40 outputs: padded rows train differently; predictions stay valid
+    small = [LSHSparseMLPClassifier(**kw, active_budget=0.1, padding_weight=w).fit(X, y)
+             for w in ("importance", "none")]
+    assert small[0].loss_curve_ != small[1].loss_curve_
+    for clf in small:
+        P = clf.predict_proba(X)
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="padding_weight"):
+        LSHSparseMLPClassifier(padding_weight="uniform").fit(X, y)
