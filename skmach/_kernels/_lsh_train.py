@@ -248,9 +248,26 @@ def inverse_map(s, e, ind, n_rows):
 # Adam (in place)
 # --------------------------------------------------------------------------
 @njit(**_FAST_SERIAL)
-def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps):
+def _catch_up_factors(k, lr_t, b1, b2):
+    """``k`` zero-gradient Adam steps in closed form: the step ``lr_t *
+    sum_{s=1..k} (b1 / sqrt(b2))**s`` times ``m / sqrt(v)``, then the decays
+    ``b1**k`` of ``m`` and ``b2**k`` of ``v`` (``eps`` neglected)."""
+    if k <= 0:
+        return 0.0, 1.0, 1.0
+    q = b1 / np.sqrt(b2)
+    return lr_t * q * (1.0 - q ** k) / (1.0 - q), b1 ** k, b2 ** k
+
+
+@njit(**_FAST_SERIAL)
+def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
+    """Adam step of row ``r``, after the catch-up ``(cu_lr, d1, d2)`` of its
+    skipped steps (:func:`_catch_up_factors`; ``(0, 1, 1)``: none)."""
     Pr, Mr, Vr = P[r], M[r], V[r]
     for j in range(P.shape[1]):
+        if cu_lr > 0 and Vr[j] > 0:
+            Pr[j] -= cu_lr * Mr[j] / np.sqrt(Vr[j])
+            Mr[j] *= d1
+            Vr[j] *= d2
         gj = g[j] + alpha * Pr[j]
         m = b1 * Mr[j] + (1 - b1) * gj
         v = b2 * Vr[j] + (1 - b2) * gj * gj
@@ -260,16 +277,65 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps):
 
 
 @njit(**_FAST)
+def adam_catch_up(P, M, V, bias, Mb, Vb, rows, last, t, lr_t, b1, b2):
+    """The Adam steps a sampled layer's rows skipped, in closed form.
+
+    Row ``r`` was last updated at step ``last[r]``; dense Adam on the sampled
+    gradient (zero for a neuron outside every active set of a batch) would
+    have moved it ``k = t - last[r] - 1`` more times on its momentum alone:
+    ``m <- b1 m``, ``v <- b2 v``, ``p <- p - lr_t m / sqrt(v)`` each time.
+    Applied here at once (``eps``, the L2 term and the change of ``lr_t``
+    over the ``k`` steps neglected), then ``last[r] = t``.
+    :func:`adam_rows_dense_src` does the same, fused, given ``last``.
+    """
+    has_bias = bias.shape[0] > 0
+    for u in prange(len(rows)):
+        r = rows[u]
+        cu_lr, d1, d2 = _catch_up_factors(t - last[r] - 1, lr_t, b1, b2)
+        last[r] = t
+        if cu_lr == 0.0:
+            continue
+        Pr, Mr, Vr = P[r], M[r], V[r]
+        for j in range(P.shape[1]):
+            if Vr[j] > 0:
+                Pr[j] -= cu_lr * Mr[j] / np.sqrt(Vr[j])
+            Mr[j] *= d1
+            Vr[j] *= d2
+        if has_bias:
+            _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2)
+
+
+@njit(**_FAST_SERIAL)
+def _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2):
+    if Vb[r] > 0:
+        bias[r] -= cu_lr * Mb[r] / np.sqrt(Vb[r])
+    Mb[r] *= d1
+    Vb[r] *= d2
+
+
+def adam_catch_up_ref(P, M, V, k, lr_t, b1, b2):
+    """NumPy reference: ``k`` zero-gradient Adam steps (``eps = 0``) on ``P``."""
+    for _ in range(k):
+        M *= b1
+        V *= b2
+        P -= lr_t * np.divide(M, np.sqrt(V), out=np.zeros_like(M), where=V > 0)
+
+
+@njit(**_FAST)
 def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
-                        alpha, lr_t, b1, b2, eps, n_chunks):
+                        alpha, lr_t, b1, b2, eps, n_chunks, last, step):
     """Fused gradient + Adam on the touched rows only.
 
     Row ``rows[k]`` of ``P`` gets the gradient
     ``sum_{t in rptr[k]:rptr[k+1]} coef[rpos[t]] * D[rsam[t]] + alpha * P[row]``;
     when ``bias`` has entries, ``bias[row]`` gets ``sum coef`` (no penalty).
+    When ``last`` has entries (one per row of ``P``), each row first catches
+    up the steps it skipped since ``last[row]`` (as :func:`adam_catch_up`) and
+    ``last[row]`` becomes ``step``: the same pass over the row.
     """
     k = P.shape[1]
     has_bias = bias.shape[0] > 0
+    catch_up = last.shape[0] > 0
     bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
     for c in prange(n_chunks):
         g = np.empty(k, dtype=np.float32)
@@ -284,8 +350,14 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
                 gb += a
                 for j in range(k):
                     g[j] += a * Di[j]
-            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps)
+            cu_lr, d1, d2 = 0.0, 1.0, 1.0
+            if catch_up:
+                cu_lr, d1, d2 = _catch_up_factors(step - last[r] - 1, lr_t, b1, b2)
+                last[r] = step
+            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2)
             if has_bias:
+                if cu_lr > 0:
+                    _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2)
                 m = b1 * Mb[r] + (1 - b1) * gb
                 v = b2 * Vb[r] + (1 - b2) * gb * gb
                 Mb[r] = m

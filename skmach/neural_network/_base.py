@@ -28,6 +28,9 @@ from .._kernels import _lsh_train as KN
 _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 #: Adam work per parameter updated, in multiply-add equivalents (accounting)
 _ADAM_COST = 4.0
+#: operations per parameter of a momentum catch-up (two decays and a step)
+_CATCH_UP_COST = 3.0
+_NO_ROWS = np.zeros(0, dtype=np.int64)  # no catch-up (input rows: zero gradient)
 #: buckets per table at most (2**15); wider codes are folded
 _MAX_LOG2_BUCKETS = 15
 
@@ -85,6 +88,7 @@ class _Layer:
         self.M = np.zeros_like(self.P)
         self.V = np.zeros_like(self.P)
         self.Mb = np.zeros_like(self.b)
+        self.last_step = np.zeros(n_out, dtype=np.int64)  # last Adam step of each row
         self.Vb = np.zeros_like(self.b)
 
     @property
@@ -392,6 +396,28 @@ class SparseNetwork:
         self._maybe_rebuild()
         return float(loss.sum() / n)
 
+    def flush_momentum(self):
+        """Apply the momentum steps every LSH layer's rows have pending.
+
+        Rows skipped by the recent batches are caught up when next active
+        (:func:`~skmach._kernels._lsh_train.adam_catch_up`); this brings every
+        row to the current step, as dense Adam would have it: at the end of
+        an epoch, before the weights are used to predict.
+        """
+        if self.t == 0:
+            return
+        t0 = time.perf_counter()
+        lr_t = self._adam_lr()
+        for layer in self.layers:
+            if layer.lsh:
+                rows = np.arange(layer.n_out, dtype=np.int64)
+                KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
+                                 rows, layer.last_step, self.t + 1, lr_t, _B1, _B2)
+                layer.last_step[:] = self.t
+                layer.dirty[:] = True
+                self.flops += _CATCH_UP_COST * layer.n_out * (layer.n_in + 1)
+        self.times["update"] += time.perf_counter() - t0
+
     def _backward_layer(self, layer, cached, grad, need_dx, alpha, lr_t):
         act, out = cached
         nc = self.n_chunks
@@ -411,11 +437,19 @@ class SparseNetwork:
             rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, layer.n_out)
             if layer.lsh:
                 layer.dirty[rows] = True
+            # dense Adam: a neuron skipped by the batches since its last step
+            # moves on its momentum (caught up now, in the same pass)
+            last = layer.last_step if layer.lsh else _NO_ROWS
+            if layer.lsh:
+                self.flops += _CATCH_UP_COST * len(rows) * (layer.n_in + 1)
             if act[0] == "dense":
                 KN.adam_rows_dense_src(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
                                        rows, rptr, rpos, rsam, grad, act[1], alpha, lr_t,
-                                       _B1, _B2, _EPS, nc)
+                                       _B1, _B2, _EPS, nc, last, self.t)
             else:
+                if layer.lsh:
+                    KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
+                                     rows, last, self.t, lr_t, _B1, _B2)
                 _, xs, xe, xi, xv = act
                 KN.adam_rows_ragged_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
                                         layer.Vb, rows, rptr, rpos, rsam, grad, xs, xe, xi,
@@ -441,7 +475,7 @@ class SparseNetwork:
                 empty = np.zeros(0, dtype=np.float32)
                 KN.adam_rows_dense_src(layer.P, layer.M, layer.V, empty, empty, empty,
                                        rows, rptr, rpos, rsam, xv, grad, alpha, lr_t,
-                                       _B1, _B2, _EPS, nc)
+                                       _B1, _B2, _EPS, nc, _NO_ROWS, self.t)
                 self._updated += len(rows) * layer.n_out
             KN.adam_dense(layer.b[None, :], gb, layer.Mb[None, :], layer.Vb[None, :], 0.0,
                           lr_t, _B1, _B2, _EPS)

@@ -424,6 +424,7 @@ default="auto"
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=self.n_iter_ + 1, loss=f"{loss:.4f}", refresh=False)
+            net.flush_momentum()
         self.epoch_times_.append(time.perf_counter() - t0)
         self.epoch_cpu_times_.append(time.process_time() - c0)
         self.t_ += n

@@ -115,7 +115,7 @@ def test_fused_lazy_adam_matches_reference(case, ragged):
                                     xs, xe, xi, xv, alpha, lr, B1, B2, EPS, n_chunks)
         else:
             KN.adam_rows_dense_src(P, Mk, Vk, Pb, Mbk, Vbk, rows, rptr, rpos, rsam, dz, X,
-                                   alpha, lr, B1, B2, EPS, n_chunks)
+                                   alpha, lr, B1, B2, EPS, n_chunks, np.zeros(0, np.int64), 1)
         if n_chunks == 1:
             first = P.copy()
         else:
@@ -368,3 +368,60 @@ def test_prediction_forward_kernels_match_blas(case):
     Z1 = np.empty_like(Z[:1])
     KN.fwd_cols_dense_in(np.ascontiguousarray(W.T), b, X[2:3], Z1)
     np.testing.assert_array_equal(Z1, Z2[2:3])
+
+
+def test_adam_catch_up_equals_the_skipped_zero_gradient_steps():
+    rng = np.random.default_rng(10)
+    n_rows, k = 6, 5
+    P = rng.normal(size=(n_rows, k)).astype(np.float32)
+    M = (0.1 * rng.normal(size=(n_rows, k))).astype(np.float32)
+    V = (0.01 * rng.random((n_rows, k))).astype(np.float32)
+    V[0, 0] = 0  # never updated entry: stays as it is
+    b, Mb, Vb = P[:, 0].copy(), M[:, 0].copy(), V[:, 0].copy()
+    last = np.array([10, 3, 11, 0, 7, 10], dtype=np.int64)  # row 2: updated last step
+    rows = np.array([0, 1, 2, 3], dtype=np.int64)  # rows 4, 5 not touched now
+    t, lr = 12, 0.01
+    want = [P.astype(np.float64).copy(), M.astype(np.float64).copy(), V.astype(np.float64)]
+    want_b = [b.astype(np.float64).copy(), Mb.astype(np.float64).copy(), Vb * 1.0]
+    for r in rows:
+        skipped = t - last[r] - 1
+        KN.adam_catch_up_ref(*(w[r] for w in want), skipped, lr, B1, B2)
+        KN.adam_catch_up_ref(*(w[r:r + 1] for w in want_b), skipped, lr, B1, B2)
+    before = P.copy()
+    KN.adam_catch_up(P, M, V, b, Mb, Vb, rows, last, t, lr, B1, B2)
+    np.testing.assert_allclose(P, want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(M, want[1], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(V, want[2], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(b, want_b[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(last, [12, 12, 12, 12, 7, 10])
+    np.testing.assert_array_equal(P[2], before[2])  # nothing skipped
+    np.testing.assert_array_equal(P[4:], before[4:])  # not touched
+    assert P[0, 0] == before[0, 0]
+    assert not np.allclose(P[1], before[1])  # 8 skipped steps moved it
+
+
+def test_fused_catch_up_equals_catch_up_then_step():
+    rng = np.random.default_rng(11)
+    n_out, k, n = 12, 5, 4
+    P0 = rng.normal(size=(n_out, k)).astype(np.float32)
+    M0 = (0.1 * rng.normal(size=(n_out, k))).astype(np.float32)
+    V0 = (0.01 * rng.random((n_out, k))).astype(np.float32)
+    b0, Mb0, Vb0 = P0[:, 0].copy(), M0[:, 1].copy(), V0[:, 2].copy()
+    last0 = rng.integers(0, 20, n_out).astype(np.int64)
+    ind = rng.integers(0, n_out, n * 3).astype(np.int64)
+    s = np.arange(n, dtype=np.int64) * 3
+    e = s + 3
+    dz = rng.normal(size=n * 3).astype(np.float32)
+    D = rng.random((n, k)).astype(np.float32)
+    rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, n_out)
+    step, lr = 25, 0.01
+    a = [x.copy() for x in (P0, M0, V0, b0, Mb0, Vb0, last0)]
+    KN.adam_rows_dense_src(*a[:6], rows, rptr, rpos, rsam, dz, D, 0.01, lr, B1, B2, EPS, 2,
+                           a[6], step)
+    b = [x.copy() for x in (P0, M0, V0, b0, Mb0, Vb0, last0)]
+    KN.adam_catch_up(*b[:6], rows, b[6], step, lr, B1, B2)
+    KN.adam_rows_dense_src(*b[:6], rows, rptr, rpos, rsam, dz, D, 0.01, lr, B1, B2, EPS, 2,
+                           np.zeros(0, np.int64), step)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+    assert np.all(a[6][rows] == step) and not np.any(a[0][rows] == P0[rows])
