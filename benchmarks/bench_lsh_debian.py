@@ -82,8 +82,8 @@ def main():
     ap.add_argument("--validate", type=int, default=None,
                     help="score on the last N training paths instead of the test paths")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lsh-lr", type=float, default=0.01)
-    ap.add_argument("--dense-lr", type=float, default=0.01)
+    ap.add_argument("--lsh-lr", type=float, default=0.005)
+    ap.add_argument("--dense-lr", type=float, default=0.005)
     ap.add_argument("--hash-family", default=LSH_OUTPUT["hash_family"])
     ap.add_argument("--n-tables", type=int, default=LSH_OUTPUT["n_tables"])
     ap.add_argument("--n-bits", type=int, default=LSH_OUTPUT["n_bits"])

@@ -91,6 +91,11 @@ class _Layer:
         self.last_step = np.zeros(n_out, dtype=np.int64)  # last Adam step of each row
         self.Vb = np.zeros_like(self.b)
 
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "last_step" not in state:  # pickled before the momentum catch-up
+            self.last_step = np.zeros(self.n_out, dtype=np.int64)
+
     @property
     def W(self):
         """Weights ``(n_out, n_in)`` (a view for dense layers)."""
@@ -223,6 +228,8 @@ class SparseNetwork:
             self._in_codes = None
 
     _in_codes = None
+    #: networks pickled before ``padding_weight`` existed trained without it
+    padding_weight = "none"
 
     def _input_codes(self, layer, act, rows):
         """Query buckets of the first layer, from the cache where computed."""

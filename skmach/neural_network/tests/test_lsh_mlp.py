@@ -208,3 +208,19 @@ def test_padding_weight_changes_only_the_training_with_padding():
         np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match="padding_weight"):
         LSHSparseMLPClassifier(padding_weight="uniform").fit(X, y)
+
+
+def test_a_network_pickled_before_the_catch_up_state_trains_on():
+    import pickle
+
+    X, y = _blobs(n=120, k=30, seed=4)
+    clf = LSHSparseMLPClassifier(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4,
+                                 n_bits=4, active_budget=0.2, n_epochs=1, batch_size=32,
+                                 random_state=0).fit(X, y)
+    net = clf._net
+    del net.layers[-1].last_step, net.padding_weight  # what an older pickle holds
+    old = pickle.loads(pickle.dumps(clf))
+    assert old._net.layers[-1].last_step.shape == (30,)
+    assert old._net.padding_weight == "none"
+    old.partial_fit(X, y)
+    assert old.n_iter_ == 2 and np.isfinite(old.loss_curve_[-1])
