@@ -116,8 +116,9 @@ default="auto"
         test P@1 from 0.83 to 0.88 (all 1.2 million, 2 epochs); on a
         synthetic set with more classes than training samples
         (``make_extreme_classification``, 100,000 classes, 40,000 samples)
-        it lowered P@1 from 0.45 to 0.39, and ``"none"`` is the better
-        choice there.
+        it lowered P@1 from 0.45 to 0.39, and on the small demo data set
+        (about ten samples per class) it costs precision at small budgets:
+        ``"none"`` is the better choice there. Worth a validation run.
     bucket_size : int, default=128
         Neurons returned per bucket at most.
     rebuild_interval : int, default=50
