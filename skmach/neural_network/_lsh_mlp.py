@@ -66,8 +66,8 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     any number of threads) with the Adam step fused and applied in place to
     the touched rows only (a row an LSH layer skipped catches up the momentum
     steps dense Adam would have taken, in closed form, in the same pass: the
-    optimiser is dense Adam on the sampled gradient, not a lazy one); hashing that visits only the non-zeros of sparse
-    inputs; tables with bounded buckets; the active set chosen from a
+    optimiser is dense Adam on the sampled gradient, not a lazy one); hashing
+    that visits only the non-zeros of sparse inputs; tables with bounded buckets; the active set chosen from a
     histogram of collision counts, without sorting.
 
     Parameters
