@@ -26,6 +26,8 @@ Every kernel has a plain NumPy reference (``*_ref``) used by the tests.
 """
 
 # OMP_WAIT_POLICY=PASSIVE is set by skmach._kernels (imported first).
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -247,15 +249,34 @@ def inverse_map(s, e, ind, n_rows):
 # --------------------------------------------------------------------------
 # Adam (in place)
 # --------------------------------------------------------------------------
+def catch_up_table(lr_at, t_max, b1, b2, n_terms=400):
+    """``F[t] = sum_{s >= 1} lr_at(t + s) * q**s``, ``q = b1 / sqrt(b2)``, for
+    ``t = 0 .. t_max``: the step sizes of zero-gradient Adam steps after step
+    ``t``, each weighted by how much of the momentum is left by then.
+
+    ``lr_at(u)`` is the (bias-corrected) step size of step ``u`` for an array
+    of steps. The sum is cut after ``n_terms`` terms (``q**400 < 1e-18``).
+    """
+    q = b1 / math.sqrt(b2)
+    lr = np.asarray(lr_at(np.arange(t_max + n_terms + 1, dtype=np.float64)), dtype=np.float64)
+    F = np.zeros(t_max + n_terms + 1)
+    for t in range(t_max + n_terms - 1, -1, -1):  # F[t] = q (lr[t+1] + F[t+1])
+        F[t] = q * (lr[t + 1] + F[t + 1])
+    return F[:t_max + 1]
+
+
 @njit(**_FAST_SERIAL)
-def _catch_up_factors(k, lr_t, b1, b2):
-    """``k`` zero-gradient Adam steps in closed form: the step ``lr_t *
-    sum_{s=1..k} (b1 / sqrt(b2))**s`` times ``m / sqrt(v)``, then the decays
-    ``b1**k`` of ``m`` and ``b2**k`` of ``v`` (``eps`` neglected)."""
+def _catch_up_factors(last, step, F, b1, b2):
+    """The ``k = step - last - 1`` zero-gradient Adam steps a row skipped
+    between its step ``last`` and ``step``, in closed form: the move
+    ``sum_{s=1..k} lr(last + s) q**s = F[last] - q**k F[step - 1]`` (``F``
+    from :func:`catch_up_table`) times ``m / (sqrt(v) + eps)``, then the
+    decays ``b1**k`` of ``m`` and ``b2**k`` of ``v``."""
+    k = step - last - 1
     if k <= 0:
         return 0.0, 1.0, 1.0
     q = b1 / np.sqrt(b2)
-    return lr_t * q * (1.0 - q ** k) / (1.0 - q), b1 ** k, b2 ** k
+    return F[last] - q ** k * F[step - 1], b1 ** k, b2 ** k
 
 
 @njit(**_FAST_SERIAL)
@@ -266,8 +287,8 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
     for j in range(P.shape[1]):
         # the catch-up of adam_catch_up, written out: through a helper call
         # the loop no longer vectorises (3x slower here, 7x in adam_catch_up)
-        if cu_lr > 0 and Vr[j] > 0:
-            Pr[j] -= cu_lr * Mr[j] / np.sqrt(Vr[j])
+        if cu_lr > 0:
+            Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps)
             Mr[j] *= d1
             Vr[j] *= d2
         gj = g[j] + alpha * Pr[j]
@@ -279,61 +300,66 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
 
 
 @njit(**_FAST)
-def adam_catch_up(P, M, V, bias, Mb, Vb, rows, last, t, lr_t, b1, b2):
+def adam_catch_up(P, M, V, bias, Mb, Vb, rows, last, t, F, b1, b2, eps):
     """The Adam steps a sampled layer's rows skipped, in closed form.
 
     Row ``r`` was last updated at step ``last[r]``; dense Adam on the sampled
     gradient (zero for a neuron outside every active set of a batch) would
     have moved it ``k = t - last[r] - 1`` more times on its momentum alone:
-    ``m <- b1 m``, ``v <- b2 v``, ``p <- p - lr_t m / sqrt(v)`` each time.
-    Applied here at once (``eps``, the L2 term and the change of ``lr_t``
-    over the ``k`` steps neglected), then ``last[r] = t``.
+    ``m <- b1 m``, ``v <- b2 v``, ``p <- p - lr(u) m / (sqrt(v) + eps)`` at
+    each step ``u``. Applied here at once with each step's own ``lr(u)``
+    (through ``F``, :func:`catch_up_table`); two approximations: ``eps`` is
+    added to the square root of the moment before its decays (exact when
+    ``sqrt(v)`` dominates ``eps``; otherwise the move is at most
+    ``1 / b2**(s/2)`` too large at the ``s``-th skipped step, where the
+    momentum left, ``q**s``, is already small), and the L2 term of the
+    skipped steps is left out. Then ``last[r] = t``.
     :func:`adam_rows_dense_src` does the same, fused, given ``last``.
     """
     has_bias = bias.shape[0] > 0
     for u in prange(len(rows)):
         r = rows[u]
-        cu_lr, d1, d2 = _catch_up_factors(t - last[r] - 1, lr_t, b1, b2)
+        cu_lr, d1, d2 = _catch_up_factors(last[r], t, F, b1, b2)
         last[r] = t
         if cu_lr == 0.0:
             continue
         Pr, Mr, Vr = P[r], M[r], V[r]
         for j in range(P.shape[1]):
-            if Vr[j] > 0:
-                Pr[j] -= cu_lr * Mr[j] / np.sqrt(Vr[j])
+            Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps)
             Mr[j] *= d1
             Vr[j] *= d2
         if has_bias:
-            _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2)
+            _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps)
 
 
 @njit(**_FAST_SERIAL)
-def _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2):
-    if Vb[r] > 0:
-        bias[r] -= cu_lr * Mb[r] / np.sqrt(Vb[r])
+def _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps):
+    bias[r] -= cu_lr * Mb[r] / (np.sqrt(Vb[r]) + eps)
     Mb[r] *= d1
     Vb[r] *= d2
 
 
-def adam_catch_up_ref(P, M, V, k, lr_t, b1, b2):
-    """NumPy reference: ``k`` zero-gradient Adam steps (``eps = 0``) on ``P``."""
-    for _ in range(k):
+def adam_catch_up_ref(P, M, V, first, k, lr_at, b1, b2, eps):
+    """NumPy reference: ``k`` zero-gradient Adam steps on ``P``, the ``s``-th
+    with step size ``lr_at(first + s)``."""
+    for u in range(first + 1, first + k + 1):
         M *= b1
         V *= b2
-        P -= lr_t * np.divide(M, np.sqrt(V), out=np.zeros_like(M), where=V > 0)
+        P -= lr_at(u) * M / (np.sqrt(V) + eps)
 
 
 @njit(**_FAST)
 def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
-                        alpha, lr_t, b1, b2, eps, n_chunks, last, step):
+                        alpha, lr_t, b1, b2, eps, n_chunks, last, step, F):
     """Fused gradient + Adam on the touched rows only.
 
     Row ``rows[k]`` of ``P`` gets the gradient
     ``sum_{t in rptr[k]:rptr[k+1]} coef[rpos[t]] * D[rsam[t]] + alpha * P[row]``;
     when ``bias`` has entries, ``bias[row]`` gets ``sum coef`` (no penalty).
     When ``last`` has entries (one per row of ``P``), each row first catches
-    up the steps it skipped since ``last[row]`` (as :func:`adam_catch_up`) and
-    ``last[row]`` becomes ``step``: the same pass over the row.
+    up the steps it skipped since ``last[row]`` (as :func:`adam_catch_up`,
+    with the table ``F``) and ``last[row]`` becomes ``step``: the same pass
+    over the row.
     """
     k = P.shape[1]
     has_bias = bias.shape[0] > 0
@@ -354,12 +380,12 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
                     g[j] += a * Di[j]
             cu_lr, d1, d2 = 0.0, 1.0, 1.0
             if catch_up:
-                cu_lr, d1, d2 = _catch_up_factors(step - last[r] - 1, lr_t, b1, b2)
+                cu_lr, d1, d2 = _catch_up_factors(last[r], step, F, b1, b2)
                 last[r] = step
             _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2)
             if has_bias:
                 if cu_lr > 0:
-                    _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2)
+                    _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps)
                 m = b1 * Mb[r] + (1 - b1) * gb
                 v = b2 * Vb[r] + (1 - b2) * gb * gb
                 Mb[r] = m

@@ -31,6 +31,7 @@ _ADAM_COST = 4.0
 #: operations per parameter of a momentum catch-up (two decays and a step)
 _CATCH_UP_COST = 3.0
 _NO_ROWS = np.zeros(0, dtype=np.int64)  # no catch-up (input rows: zero gradient)
+_NO_STEPS = np.zeros(0, dtype=np.float64)  # its (unused) step-size table
 #: buckets per table at most (2**15); wider codes are folded
 _MAX_LOG2_BUCKETS = 15
 
@@ -95,6 +96,7 @@ class _Layer:
         self.__dict__.update(state)
         if "last_step" not in state:  # pickled before the momentum catch-up
             self.last_step = np.zeros(self.n_out, dtype=np.int64)
+            self._no_last_step = True  # set to the network's step by its __setstate__
 
     @property
     def W(self):
@@ -362,6 +364,34 @@ class SparseNetwork:
         t = self.t
         return float(self.learning_rate * math.sqrt(1 - _B2**t) / (1 - _B1**t))
 
+    def _lr_at(self, u):
+        """Adam's bias-corrected step size at the steps ``u``."""
+        u = np.maximum(u, 1.0)  # F[t] reads steps t + 1 on: step 0 is never used
+        return self.learning_rate * np.sqrt(1 - _B2**u) / (1 - _B1**u)
+
+    def _catch_up_table(self, t):
+        """:func:`~skmach._kernels._lsh_train.catch_up_table` up to at least
+        step ``t`` (grown by doubling; rebuilt if the learning rate changed)."""
+        tab = self.__dict__.get("_cu_table")
+        if tab is None or tab[0] != self.learning_rate or len(tab[1]) <= t:
+            t_max = max(2 * t, t + 1024)
+            tab = (self.learning_rate, KN.catch_up_table(self._lr_at, t_max, _B1, _B2))
+            self._cu_table = tab
+        return tab[1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cu_table", None)  # derived from the learning rate
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for layer in self.layers:
+            if layer.lsh and getattr(layer, "_no_last_step", False):
+                # pickled before the momentum catch-up: every row is up to date
+                layer.last_step[:] = self.t
+                del layer._no_last_step
+
     def train_batch(self, X, pptr, plab, rows=None):
         """One Adam step on a minibatch; returns the mean data loss.
 
@@ -414,12 +444,12 @@ class SparseNetwork:
         if self.t == 0:
             return
         t0 = time.perf_counter()
-        lr_t = self._adam_lr()
         for layer in self.layers:
             if layer.lsh:
                 rows = np.arange(layer.n_out, dtype=np.int64)
                 KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
-                                 rows, layer.last_step, self.t + 1, lr_t, _B1, _B2)
+                                 rows, layer.last_step, self.t + 1,
+                                 self._catch_up_table(self.t + 1), _B1, _B2, _EPS)
                 layer.last_step[:] = self.t
                 layer.dirty[:] = True
                 self.flops += _CATCH_UP_COST * layer.n_out * (layer.n_in + 1)
@@ -449,14 +479,15 @@ class SparseNetwork:
             last = layer.last_step if layer.lsh else _NO_ROWS
             if layer.lsh:
                 self.flops += _CATCH_UP_COST * len(rows) * (layer.n_in + 1)
+            F = self._catch_up_table(self.t) if layer.lsh else _NO_STEPS
             if act[0] == "dense":
                 KN.adam_rows_dense_src(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
                                        rows, rptr, rpos, rsam, grad, act[1], alpha, lr_t,
-                                       _B1, _B2, _EPS, nc, last, self.t)
+                                       _B1, _B2, _EPS, nc, last, self.t, F)
             else:
                 if layer.lsh:
                     KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
-                                     rows, last, self.t, lr_t, _B1, _B2)
+                                     rows, last, self.t, F, _B1, _B2, _EPS)
                 _, xs, xe, xi, xv = act
                 KN.adam_rows_ragged_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
                                         layer.Vb, rows, rptr, rpos, rsam, grad, xs, xe, xi,
@@ -482,7 +513,7 @@ class SparseNetwork:
                 empty = np.zeros(0, dtype=np.float32)
                 KN.adam_rows_dense_src(layer.P, layer.M, layer.V, empty, empty, empty,
                                        rows, rptr, rpos, rsam, xv, grad, alpha, lr_t,
-                                       _B1, _B2, _EPS, nc, _NO_ROWS, self.t)
+                                       _B1, _B2, _EPS, nc, _NO_ROWS, self.t, _NO_STEPS)
                 self._updated += len(rows) * layer.n_out
             KN.adam_dense(layer.b[None, :], gb, layer.Mb[None, :], layer.Vb[None, :], 0.0,
                           lr_t, _B1, _B2, _EPS)

@@ -66,7 +66,8 @@ class LSHSparseMLPClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimato
     any number of threads) with the Adam step fused and applied in place to
     the touched rows only (a row an LSH layer skipped catches up the momentum
     steps dense Adam would have taken, in closed form, in the same pass: the
-    optimiser is dense Adam on the sampled gradient, not a lazy one); hashing
+    optimiser is dense Adam on the sampled gradient, not a lazy one, apart
+    from the L2 term of the skipped steps); hashing
     that visits only the non-zeros of sparse inputs; tables with bounded buckets; the active set chosen from a
     histogram of collision counts, without sorting.
 
@@ -631,6 +632,10 @@ default="auto"
         state = super().__getstate__()  # a copy (see _VersionedStateMixin)
         state.pop("_gpu_cache", None)  # device copies of the weights
         return state
+
+    def __setstate__(self, state):
+        # estimators pickled before ``padding_weight`` existed trained without it
+        super().__setstate__({"padding_weight": "none", **state})
 
     def decision_function(self, X):
         """Output scores (logits) of the network.

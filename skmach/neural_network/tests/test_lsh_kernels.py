@@ -115,7 +115,8 @@ def test_fused_lazy_adam_matches_reference(case, ragged):
                                     xs, xe, xi, xv, alpha, lr, B1, B2, EPS, n_chunks)
         else:
             KN.adam_rows_dense_src(P, Mk, Vk, Pb, Mbk, Vbk, rows, rptr, rpos, rsam, dz, X,
-                                   alpha, lr, B1, B2, EPS, n_chunks, np.zeros(0, np.int64), 1)
+                                   alpha, lr, B1, B2, EPS, n_chunks, np.zeros(0, np.int64), 1,
+                                   np.zeros(0))
         if n_chunks == 1:
             first = P.copy()
         else:
@@ -370,34 +371,70 @@ def test_prediction_forward_kernels_match_blas(case):
     np.testing.assert_array_equal(Z1, Z2[2:3])
 
 
-def test_adam_catch_up_equals_the_skipped_zero_gradient_steps():
+def _lr_at(lr):
+    """Adam's bias-corrected step size of step ``u``."""
+    return lambda u: lr * np.sqrt(1 - B2 ** np.maximum(u, 1)) / (1 - B1 ** np.maximum(u, 1))
+
+
+def test_catch_up_table_sums_the_step_sizes_of_the_skipped_steps():
+    lr_at = _lr_at(0.01)
+    F = KN.catch_up_table(lr_at, 50, B1, B2)
+    q = B1 / np.sqrt(B2)
+    for t in (0, 3, 49):
+        s = np.arange(1, 2000)
+        np.testing.assert_allclose(F[t], np.sum(lr_at(t + s) * q ** s), rtol=1e-12)
+    assert len(F) == 51
+
+
+@pytest.mark.parametrize("last, t", [(2, 1000), (10, 300), (200, 260), (3, 12)])
+def test_adam_catch_up_equals_the_skipped_zero_gradient_steps(last, t):
+    # early steps have much smaller step sizes (bias correction): a row last
+    # updated at step 2 and caught up at step 1000 must take them as they were
     rng = np.random.default_rng(10)
     n_rows, k = 6, 5
     P = rng.normal(size=(n_rows, k)).astype(np.float32)
     M = (0.1 * rng.normal(size=(n_rows, k))).astype(np.float32)
     V = (0.01 * rng.random((n_rows, k))).astype(np.float32)
-    V[0, 0] = 0  # never updated entry: stays as it is
+    V[0, 0] = M[0, 0] = 0  # never updated entry: stays as it is
     b, Mb, Vb = P[:, 0].copy(), M[:, 0].copy(), V[:, 0].copy()
-    last = np.array([10, 3, 11, 0, 7, 10], dtype=np.int64)  # row 2: updated last step
+    lasts = np.array([last, last, t - 1, last + 1, 7, 10], dtype=np.int64)  # row 2: none skipped
     rows = np.array([0, 1, 2, 3], dtype=np.int64)  # rows 4, 5 not touched now
-    t, lr = 12, 0.01
+    lr_at = _lr_at(0.01)
     want = [P.astype(np.float64).copy(), M.astype(np.float64).copy(), V.astype(np.float64)]
     want_b = [b.astype(np.float64).copy(), Mb.astype(np.float64).copy(), Vb * 1.0]
     for r in rows:
-        skipped = t - last[r] - 1
-        KN.adam_catch_up_ref(*(w[r] for w in want), skipped, lr, B1, B2)
-        KN.adam_catch_up_ref(*(w[r:r + 1] for w in want_b), skipped, lr, B1, B2)
+        skipped = t - lasts[r] - 1
+        KN.adam_catch_up_ref(*(w[r] for w in want), lasts[r], skipped, lr_at, B1, B2, EPS)
+        KN.adam_catch_up_ref(*(w[r:r + 1] for w in want_b), lasts[r], skipped, lr_at, B1, B2,
+                             EPS)
     before = P.copy()
-    KN.adam_catch_up(P, M, V, b, Mb, Vb, rows, last, t, lr, B1, B2)
+    F = KN.catch_up_table(lr_at, t, B1, B2)
+    KN.adam_catch_up(P, M, V, b, Mb, Vb, rows, lasts, t, F, B1, B2, EPS)
     np.testing.assert_allclose(P, want[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(M, want[1], rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(V, want[2], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(M, want[1], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(V, want[2], rtol=1e-5, atol=1e-15)
     np.testing.assert_allclose(b, want_b[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(last, [12, 12, 12, 12, 7, 10])
+    np.testing.assert_array_equal(lasts, [t, t, t, t, 7, 10])
     np.testing.assert_array_equal(P[2], before[2])  # nothing skipped
     np.testing.assert_array_equal(P[4:], before[4:])  # not touched
     assert P[0, 0] == before[0, 0]
-    assert not np.allclose(P[1], before[1])  # 8 skipped steps moved it
+    assert not np.allclose(P[1], before[1])  # the skipped steps moved it
+
+
+def test_adam_catch_up_with_moments_below_eps_stays_close_to_adam():
+    # sqrt(v) ~ eps: Adam's eps damps the steps; the closed form adds eps to
+    # the undecayed root, which overshoots by at most 1 / b2**(s/2) per step
+    lr_at = _lr_at(0.01)
+    P = np.zeros((1, 4), dtype=np.float32)
+    M = np.full((1, 4), 1e-9, dtype=np.float32)
+    V = np.array([[1e-18, 1e-16, 1e-14, 1e-20]], dtype=np.float32)
+    want = [P.astype(np.float64), M.astype(np.float64), V.astype(np.float64)]
+    KN.adam_catch_up_ref(*(w[0] for w in want), 100, 499, lr_at, B1, B2, EPS)
+    F = KN.catch_up_table(lr_at, 600, B1, B2)
+    KN.adam_catch_up(P, M, V, P[:, 0].copy(), M[:, 0].copy(), V[:, 0].copy(),
+                     np.array([0]), np.array([100]), 600, F, B1, B2, EPS)
+    np.testing.assert_allclose(P[0], want[0][0], rtol=0.15)
+    assert np.all(np.abs(P[0]) <= 1.15 * np.abs(want[0][0]))
 
 
 def test_fused_catch_up_equals_catch_up_then_step():
@@ -415,13 +452,14 @@ def test_fused_catch_up_equals_catch_up_then_step():
     D = rng.random((n, k)).astype(np.float32)
     rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, n_out)
     step, lr = 25, 0.01
+    F = KN.catch_up_table(_lr_at(lr), step, B1, B2)
     a = [x.copy() for x in (P0, M0, V0, b0, Mb0, Vb0, last0)]
     KN.adam_rows_dense_src(*a[:6], rows, rptr, rpos, rsam, dz, D, 0.01, lr, B1, B2, EPS, 2,
-                           a[6], step)
+                           a[6], step, F)
     b = [x.copy() for x in (P0, M0, V0, b0, Mb0, Vb0, last0)]
-    KN.adam_catch_up(*b[:6], rows, b[6], step, lr, B1, B2)
+    KN.adam_catch_up(*b[:6], rows, b[6], step, F, B1, B2, EPS)
     KN.adam_rows_dense_src(*b[:6], rows, rptr, rpos, rsam, dz, D, 0.01, lr, B1, B2, EPS, 2,
-                           np.zeros(0, np.int64), step)
+                           np.zeros(0, np.int64), step, F)
     for u, v in zip(a, b):
         np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
     assert np.all(a[6][rows] == step) and not np.any(a[0][rows] == P0[rows])

@@ -1,4 +1,5 @@
 import numpy as np
+from sklearn.base import clone
 import pytest
 import scipy.sparse as sp
 
@@ -218,9 +219,17 @@ def test_a_network_pickled_before_the_catch_up_state_trains_on():
                                  n_bits=4, active_budget=0.2, n_epochs=1, batch_size=32,
                                  random_state=0).fit(X, y)
     net = clf._net
-    del net.layers[-1].last_step, net.padding_weight  # what an older pickle holds
+    # what an older pickle holds: no catch-up state, no padding weights
+    del net.layers[-1].last_step, net.padding_weight, clf.padding_weight
     old = pickle.loads(pickle.dumps(clf))
-    assert old._net.layers[-1].last_step.shape == (30,)
+    layer = old._net.layers[-1]
+    np.testing.assert_array_equal(layer.last_step, np.full(30, old._net.t))  # up to date
     assert old._net.padding_weight == "none"
+    assert old.get_params()["padding_weight"] == "none"
+    assert "padding_weight='none'" in repr(old)
+    P = layer.P.copy()
+    old._net.flush_momentum()  # nothing pending: nothing moves
+    np.testing.assert_array_equal(layer.P, P)
+    clone(old).fit(X, y)
     old.partial_fit(X, y)
     assert old.n_iter_ == 2 and np.isfinite(old.loss_curve_[-1])
