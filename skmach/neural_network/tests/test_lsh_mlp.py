@@ -233,17 +233,3 @@ def test_a_network_pickled_before_the_catch_up_state_trains_on():
     clone(old).fit(X, y)
     old.partial_fit(X, y)
     assert old.n_iter_ == 2 and np.isfinite(old.loss_curve_[-1])
-
-
-def test_a_fitted_network_retrieves_with_tables_of_its_final_weights():
-    # the end of each epoch moves every row (momentum catch-up): the tables
-    # prediction retrieves from must be hashed from those final weights
-    X, y = _blobs(n=120, k=6, seed=5)
-    clf = LSHSparseMLPClassifier(hidden_layer_sizes=(32,), lsh_layers="hidden", n_tables=4,
-                                 n_bits=3, active_budget=0.25, n_epochs=2, batch_size=32,
-                                 random_state=0).fit(X, y)
-    net = clf._net
-    layer = net.layers[0]
-    assert not layer.dirty.any()
-    np.testing.assert_array_equal(layer.codes, net._hash_neurons(layer, np.arange(layer.n_out)))
-    assert clf.rebuild_iterations_[-1] == net.n_batches
