@@ -101,7 +101,7 @@ def main():
 
     pin_threads(args.threads)
     from bench_debian import load_debian
-    from bench_lsh_mlp import run_ours
+    from bench_lsh_mlp import WARM_UP_ROWS, run_ours
 
     load_before = load_avg()
     t0 = time.perf_counter()
@@ -173,13 +173,14 @@ def main():
     md = (f"# debian-paths in full: LSH output layer against dense output (issue 12)\n\n"
           f"Command: `nice {command_line()}`\n\nMachine: {machine()}\n\n"
           f"Load average (1, 5, 15 min) before the run {load_before}, after {load_after}: "
-          f"the machine (2 cores) is shared with another engineer's MACH benchmarks, so "
+          f"the machine (2 cores) may run other jobs, so "
           f"CPU seconds (process time) are the steadier figure.\n\n"
           f"{n_train:,} training paths, {Y.shape[1]:,} labels; scored on {evaluation}. "
           f"Features: character 2-4-grams hashed to 65,536 (bench_debian.py's cache). "
           f"Network 65,536-128-{Y.shape[1]}, batch {args.batch_size}, {args.epochs} "
           f"epoch(s) each, seed {args.seed}, {args.threads} thread(s) pinned (threadpoolctl, "
-          f"Numba, n_jobs). LSH output: {args.hash_family}, L={args.n_tables} tables, "
+          f"Numba, n_jobs); each model first fitted untimed for one epoch on {WARM_UP_ROWS} paths "
+          f"(Numba compiles its kernels then). LSH output: {args.hash_family}, L={args.n_tables} tables, "
           f"K={args.n_bits}, budget {args.active_budget:.1%}, selection {args.selection}, "
           f"learning rate {args.lsh_lr}; dense: learning rate {args.dense_lr}.\n\n"
           + markdown_table(rows + ctx, cols) + "\n"
