@@ -179,12 +179,15 @@ def test_softmax_cross_entropy_kernels_match_reference():
     np.testing.assert_allclose(dz.reshape(4, 7), 0.5 * dref, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("density", [1.0, 0.3, 0.02])
-def test_dwta_kernels_match_reference(density):
+def test_dwta_kernels_match_reference(density, signed):
     rng = np.random.default_rng(3)
     n, d = 20, 40
     fam = DWTAHash(d + 1, n_bits=3, n_tables=6, random_state=rng)
-    X = (rng.random((n, d)) * (rng.random((n, d)) < density)).astype(np.float32)
+    # signed: weight rows, hashed at every rebuild (negative values compete)
+    X = ((rng.random((n, d)) - 0.5 * signed)
+         * (rng.random((n, d)) < density)).astype(np.float32)
     X[0] = 0  # only the bias coordinate: densification everywhere
     ref = fam.hash(np.hstack([X, np.ones((n, 1), np.float32)]))
     codes = np.empty((n, 6), np.int64)
