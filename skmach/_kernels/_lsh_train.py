@@ -40,6 +40,12 @@ PARALLEL = {**PARALLEL, "error_model": "numpy"}
 #: parallel kernels whose inner loops are reductions (vectorised by LLVM)
 _FAST = {**PARALLEL, "fastmath": True}
 _FAST_SERIAL = {**SERIAL, "fastmath": True}
+#: fastmath without reassociation (nor the no-inf/no-nan assumptions): the
+#: reductions run in their written order. With ``reassoc`` LLVM's vectorised
+#: sum of the active-set softmax depended on where ``z`` lay in memory (a
+#: debian fit, traced in two processes: the same inputs, a different loss
+#: in the last bits at batch 156, then different weights).
+_ORDERED = {**PARALLEL, "fastmath": {"nsz", "arcp", "contract", "afn"}}
 
 
 def _chunks(n, n_chunks):
@@ -470,7 +476,7 @@ def adam_ref(P, G, M, V, alpha, lr_t, b1, b2, eps):
 # --------------------------------------------------------------------------
 # Softmax cross-entropy
 # --------------------------------------------------------------------------
-@njit(**_FAST)
+@njit(**_ORDERED)
 def softmax_ce_active(s, e, z, forced, pad_start, pad_logw, scale, dz, loss):
     """Softmax over each sample's active slots, target uniform over its forced
     slots (true labels); ``dz`` = gradient times ``scale``, ``loss[i]`` per sample.
