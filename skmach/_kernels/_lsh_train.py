@@ -40,11 +40,14 @@ PARALLEL = {**PARALLEL, "error_model": "numpy"}
 #: parallel kernels whose inner loops are reductions (vectorised by LLVM)
 _FAST = {**PARALLEL, "fastmath": True}
 _FAST_SERIAL = {**SERIAL, "fastmath": True}
-#: fastmath without reassociation (nor the no-inf/no-nan assumptions): the
-#: reductions run in their written order. With ``reassoc`` LLVM's vectorised
-#: sum of the active-set softmax depended on where ``z`` lay in memory (a
-#: debian fit, traced in two processes: the same inputs, a different loss
-#: in the last bits at batch 156, then different weights).
+#: fastmath without reassociation and without the no-inf/no-nan assumptions
+#: (the running max starts at -inf): the sums run in their written order.
+#: With ``fastmath=True`` the active-set softmax returned, for the same
+#: inputs, a loss differing in the last bits in two processes (a debian fit
+#: traced batch by batch: batch 156, ``z`` at another offset in memory), and
+#: the weights drifted apart later; with these flags two such processes end
+#: with the same weights (``benchmarks/lsh_reproducibility.py``). Which flag
+#: did it was not isolated: a small probe did not reproduce it.
 _ORDERED = {**PARALLEL, "fastmath": {"nsz", "arcp", "contract", "afn"}}
 
 
