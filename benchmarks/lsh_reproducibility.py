@@ -3,7 +3,7 @@
 Fits ``LSHSparseMLPClassifier`` with the settings of ``bench_lsh_debian.py``
 (65,536-128-24,288, LSH output layer at 1%, 1 thread) on the first
 ``N_TRAIN`` training paths and prints an MD5 of each layer's weights and the
-loss curve. With ``--warm-up`` an untimed fit on 512 paths runs first, which
+loss curve. With ``--warm-up`` the benchmarks' untimed warm-up fit runs first, which
 changes the process's memory history but must not change the model. Run two
 processes, one with and one without, and compare the lines::
 
@@ -33,20 +33,18 @@ def main():
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     args = ap.parse_args()
     pin_threads(1)
-    from threadpoolctl import threadpool_limits
-
     from bench_debian import load_debian
     from bench_lsh_debian import LSH_OUTPUT, N_TEST, N_TRAIN
+    from bench_lsh_mlp import warm_up
     from skmach.neural_network import LSHSparseMLPClassifier
 
     Xtr, Ytr, _, _ = load_debian(args.data, N_TRAIN, N_TEST, 2**16, n_eval=1000)
     params = dict(hidden_layer_sizes=(128,), n_epochs=args.epochs, batch_size=128,
                   random_state=0, tol=0.0, n_iter_no_change=10**6, learning_rate=0.005,
                   **LSH_OUTPUT)
-    with threadpool_limits(1):
-        if args.warm_up:
-            LSHSparseMLPClassifier(**dict(params, n_epochs=1)).fit(Xtr[:512], Ytr[:512])
-        clf = LSHSparseMLPClassifier(**params).fit(Xtr[:args.n_train], Ytr[:args.n_train])
+    if args.warm_up:
+        warm_up(params, Xtr, Ytr, 1)
+    clf = LSHSparseMLPClassifier(**params).fit(Xtr[:args.n_train], Ytr[:args.n_train])
     digests = [hashlib.md5(layer.P.tobytes()).hexdigest()[:16] for layer in clf._net.layers]
     print("warm-up" if args.warm_up else "fresh", *digests, clf.loss_curve_)
 
