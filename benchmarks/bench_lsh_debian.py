@@ -50,6 +50,14 @@ N_TRAIN, N_TEST = 1_198_250, 299_562
 #: chosen on a validation split of the training file (notes: lsh_mlp_notes.md)
 LSH_OUTPUT = dict(lsh_layers="output", hash_family="dwta", n_tables=50, n_bits=4,
                   active_budget=0.01, selection="sample")
+#: learning rate of both models, chosen the same way
+LEARNING_RATE = 0.005
+
+
+def network_params(epochs, batch_size=128, seed=0):
+    """What both models share: 128 hidden units, the schedule, no early stop."""
+    return dict(hidden_layer_sizes=(128,), n_epochs=epochs, batch_size=batch_size,
+                random_state=seed, tol=0.0, n_iter_no_change=10**6)
 
 
 def load_avg():
@@ -82,8 +90,8 @@ def main():
     ap.add_argument("--validate", type=int, default=None,
                     help="score on the last N training paths instead of the test paths")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lsh-lr", type=float, default=0.005)
-    ap.add_argument("--dense-lr", type=float, default=0.005)
+    ap.add_argument("--lsh-lr", type=float, default=LEARNING_RATE)
+    ap.add_argument("--dense-lr", type=float, default=LEARNING_RATE)
     ap.add_argument("--hash-family", default=LSH_OUTPUT["hash_family"])
     ap.add_argument("--n-tables", type=int, default=LSH_OUTPUT["n_tables"])
     ap.add_argument("--n-bits", type=int, default=LSH_OUTPUT["n_bits"])
@@ -118,8 +126,7 @@ def main():
     print(f"data {time.perf_counter() - t0:.1f}s: train {X.shape}, labels {Y.shape[1]}, "
           f"eval {Xte.shape}", flush=True)
 
-    common = dict(hidden_layer_sizes=(128,), n_epochs=args.epochs, batch_size=args.batch_size,
-                  random_state=args.seed, tol=0.0, n_iter_no_change=10**6)
+    common = network_params(args.epochs, args.batch_size, args.seed)
     lsh = dict(common, lsh_layers="output", hash_family=args.hash_family,
                n_tables=args.n_tables, n_bits=args.n_bits, active_budget=args.active_budget,
                selection=args.selection, learning_rate=args.lsh_lr)

@@ -34,14 +34,12 @@ def main():
     args = ap.parse_args()
     pin_threads(1)
     from bench_debian import load_debian
-    from bench_lsh_debian import LSH_OUTPUT, N_TEST, N_TRAIN
+    from bench_lsh_debian import LEARNING_RATE, LSH_OUTPUT, N_TEST, N_TRAIN, network_params
     from bench_lsh_mlp import warm_up
     from skmach.neural_network import LSHSparseMLPClassifier
 
     Xtr, Ytr, _, _ = load_debian(args.data, N_TRAIN, N_TEST, 2**16, n_eval=1000)
-    params = dict(hidden_layer_sizes=(128,), n_epochs=args.epochs, batch_size=128,
-                  random_state=0, tol=0.0, n_iter_no_change=10**6, learning_rate=0.005,
-                  **LSH_OUTPUT)
+    params = dict(network_params(args.epochs), learning_rate=LEARNING_RATE, **LSH_OUTPUT)
     if args.warm_up:
         warm_up(params, Xtr, Ytr, 1)
     clf = LSHSparseMLPClassifier(**params).fit(Xtr[:args.n_train], Ytr[:args.n_train])
