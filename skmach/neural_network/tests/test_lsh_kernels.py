@@ -466,3 +466,76 @@ def test_fused_catch_up_equals_catch_up_then_step():
     for u, v in zip(a, b):
         np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
     assert np.all(a[6][rows] == step) and not np.any(a[0][rows] == P0[rows])
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_rerank_select_keeps_the_best_sketch_scores(n_chunks):
+    rng = np.random.default_rng(11)
+    n_out, m, n, w, budget = 40, 13, 9, 12, 5
+    # integer-valued sketches: the scores are exact in float32, ties included
+    S = rng.integers(-3, 4, (n_out, m)).astype(np.float32)
+    Q = rng.integers(-2, 3, (n, m)).astype(np.float32)
+    idx = np.stack([rng.permutation(n_out)[:w] for _ in range(n)]).astype(np.int64)
+    cnt = rng.integers(0, w + 1, n).astype(np.int64)
+    cnt[:3] = [w, budget, 2]  # over, at and under the budget
+    out = np.full((n, budget), -1, dtype=np.int64)
+    out_cnt = np.zeros(n, dtype=np.int64)
+    KT.rerank_select(S, Q, idx, cnt, budget, n_chunks, out, out_cnt)
+    ref = KT.rerank_select_ref(S, Q, idx, cnt, budget)
+    for i in range(n):
+        assert out_cnt[i] == min(cnt[i], budget)
+        np.testing.assert_array_equal(out[i, :out_cnt[i]], ref[i])
+    # the kept scores are the largest ones
+    i = 0
+    kept = S[out[i]] @ Q[i]
+    dropped = np.setdiff1d(idx[i], out[i])
+    assert kept.min() >= (S[dropped] @ Q[i]).max()
+
+
+def test_sketch_ragged_matches_reference():
+    rng = np.random.default_rng(12)
+    xs, xe, xi, xv = _ragged(rng, 7, 15, 6)
+    U = rng.normal(size=(15, 3)).astype(np.float32)
+    shift = rng.normal(size=3).astype(np.float32)
+    Q = np.empty((7, 4), dtype=np.float32)
+    KT.sketch_ragged(xs, xe, xi, xv, U, shift, Q)
+    np.testing.assert_allclose(Q, KT.sketch_ragged_ref(xs, xe, xi, xv, U, shift),
+                               rtol=1e-5, atol=1e-5)
+    assert np.all(Q[:, 0] == 1.0)
+
+
+def test_rerank_select_does_not_depend_on_where_the_sketches_lie_in_memory():
+    # its sums are reassociated (vector lanes): the order must not follow the
+    # rows' alignment, or two processes could keep different neurons
+    rng = np.random.default_rng(13)
+    n_out, m, n, w, budget = 300, 33, 16, 120, 10
+    S = rng.normal(size=(n_out, m)).astype(np.float32)
+    Q = rng.normal(size=(n, m)).astype(np.float32)
+    idx = np.stack([rng.permutation(n_out)[:w] for _ in range(n)]).astype(np.int64)
+    cnt = np.full(n, w, dtype=np.int64)
+
+    def run(S, Q):
+        out = np.zeros((n, budget), dtype=np.int64)
+        out_cnt = np.zeros(n, dtype=np.int64)
+        KT.rerank_select(S, Q, idx, cnt, budget, 1, out, out_cnt)
+        return out
+
+    ref = run(S, Q)
+    for off in range(1, 8):  # float32 offsets: every alignment of the rows
+        bs = np.zeros(S.size + 8, dtype=np.float32)
+        bq = np.zeros(Q.size + 8, dtype=np.float32)
+        S2 = bs[off:off + S.size].reshape(S.shape)
+        Q2 = bq[off:off + Q.size].reshape(Q.shape)
+        S2[:] = S
+        Q2[:] = Q
+        np.testing.assert_array_equal(run(S2, Q2), ref)
+
+
+def test_kth_largest_matches_sorting():
+    rng = np.random.default_rng(14)
+    for trial in range(300):
+        n = int(rng.integers(1, 60))
+        k = int(rng.integers(1, n + 1))
+        # ties (small integers) and distinct values alike
+        a = (rng.integers(-3, 4, n) if trial % 2 else rng.normal(size=n)).astype(np.float32)
+        assert KT.kth_largest(a.copy(), n, k) == np.sort(a)[::-1][k - 1]

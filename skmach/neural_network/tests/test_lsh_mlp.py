@@ -139,9 +139,10 @@ def test_bad_inputs():
 
 
 
-def test_same_model_whatever_n_jobs():
+@pytest.mark.parametrize("rerank", [0, 4])
+def test_same_model_whatever_n_jobs(rerank):
     X, y = _blobs(n=120)
-    kw = {**SMALL, "n_epochs": 2, "lsh_layers": "all", "active_budget": 2}
+    kw = {**SMALL, "n_epochs": 2, "lsh_layers": "all", "active_budget": 2, "rerank": rerank}
     a = LSHSparseMLPClassifier(**kw, n_jobs=1).fit(X, y)
     b = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
     for la, lb in zip(a._net.layers, b._net.layers):
@@ -221,7 +222,9 @@ def test_a_network_pickled_before_the_catch_up_state_trains_on():
     net = clf._net
     # what an older pickle holds: no catch-up state, no padding weights
     del net.layers[-1].last_step, net.padding_weight, clf.padding_weight
+    del net.rerank, clf.rerank, clf.sketch_dim
     old = pickle.loads(pickle.dumps(clf))
+    assert old.get_params()["rerank"] == 0 and old._net.rerank == 0
     layer = old._net.layers[-1]
     np.testing.assert_array_equal(layer.last_step, np.full(30, old._net.t))  # up to date
     assert old._net.padding_weight == "none"
@@ -233,3 +236,58 @@ def test_a_network_pickled_before_the_catch_up_state_trains_on():
     clone(old).fit(X, y)
     old.partial_fit(X, y)
     assert old.n_iter_ == 2 and np.isfinite(old.loss_curve_[-1])
+
+
+@pytest.mark.parametrize("sparse_X", [False, True])
+def test_rerank_keeps_the_candidates_with_the_largest_pre_activations(sparse_X):
+    from skmach.neural_network._base import as_activation
+
+    X, y = _blobs(n=120, d=10)
+    if sparse_X:
+        X = sp.csr_matrix(X * (X > 1))
+    budget, rerank = 4, 6
+    # no padding: the candidates below are the retrieved neurons only
+    clf = LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 2, "active_budget": budget},
+                                 rerank=rerank, sketch_dim=10, min_active=0.0).fit(X, y)
+    net = clf._net
+    layer = net.layers[0]
+    # a sketch of full rank (10 input features) scores the exact w.x + b
+    net._refresh_sketch(layer, np.arange(layer.n_out))  # as fresh as the weights
+    act = as_activation(X[:30], ragged_if_sparse=True)
+    s, e, ind = net._select(layer, act, False, None, None)[:3]
+    # the candidates: the rerank * budget neurons with the most collisions
+    sketch, layer.sketch, layer.budget = layer.sketch, None, budget * rerank
+    cs, ce, cind = net._select(layer, act, False, None, None)[:3]
+    layer.sketch, layer.budget = sketch, budget
+    Z = np.asarray(X[:30] @ layer.W.T) + layer.b
+    n_pruned = 0
+    for i in range(30):
+        kept, cand = ind[s[i]:e[i]], cind[cs[i]:ce[i]]
+        assert set(kept) <= set(cand)
+        assert len(kept) == min(budget, len(cand))
+        dropped = np.setdiff1d(cand, kept)
+        if len(dropped):
+            n_pruned += 1
+            assert Z[i, kept].min() >= Z[i, dropped].max() - 1e-4
+    assert n_pruned > 0  # the re-ranking chose among more than the budget
+    # the training rows' query sketches, cached, are the ones computed afresh
+    net.set_input_cache(30)
+    rows = np.arange(30)
+    Q0, _ = net._rerank_query(layer, act)
+    Q1, _ = net._query_sketch(layer, act, rows)  # computes and caches
+    Q2, f2 = net._query_sketch(layer, act, rows)  # reads the cache
+    np.testing.assert_array_equal(Q0, Q1)
+    np.testing.assert_array_equal(Q0, Q2)
+    assert f2 == 0.0
+    net.set_input_cache(0)
+
+
+def test_rerank_changes_nothing_without_an_lsh_first_layer():
+    X, y = _blobs(n=120, k=30, seed=4)
+    kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
+              active_budget=0.2, n_epochs=2, batch_size=32, random_state=0)
+    a = LSHSparseMLPClassifier(**kw).fit(X, y)
+    b = LSHSparseMLPClassifier(**kw, rerank=5).fit(X, y)
+    assert b._net.layers[0].__dict__.get("sketch") is None
+    for la, lb in zip(a._net.layers, b._net.layers):
+        np.testing.assert_array_equal(la.W, lb.W)
