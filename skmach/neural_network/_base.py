@@ -684,34 +684,41 @@ rerank, sketch_dim :
     def _count(self, cache):
         """Add this batch's work (multiply-add equivalents), sparse and dense."""
         for i, (layer, (act, out)) in enumerate(zip(self.layers, cache)):
-            if act[0] == "dense":
-                n = act[1].shape[0]
-                in_cnt = np.full(n, float(layer.n_in))
-            else:
+            ragged = act[0] == "ragged"
+            if ragged:
                 n = len(act[1])
                 in_cnt = (act[2] - act[1]).astype(np.float64)
-            dense_in = in_cnt if (i == 0 and act[0] == "ragged") else np.full(n, layer.n_in * 1.0)
-            if i == 0 and act[0] == "ragged":  # lazy Adam on the columns seen
+            else:  # every sample has n_in inputs: scalars (this runs per batch)
+                n = act[1].shape[0]
+                in_cnt = float(layer.n_in)
+            if i == 0 and ragged:  # lazy Adam on the columns seen
+                dense_in = float(np.sum(in_cnt))
                 n_rows = len(np.unique(act[3]))
             else:
+                dense_in = n * float(layer.n_in)
                 n_rows = layer.n_in
             back = 2.0 if i else 1.0  # weight gradient (+ input gradient past layer 0)
             if out[0] == "active":
                 _, s, e, _, _, _, examined, _ = out
                 out_cnt = (e - s).astype(np.float64)
                 fam = layer.family
-                h = float(np.sum(fam.cost(in_cnt + 1)))  # +1: the bias coordinate
+                cost = fam.cost(in_cnt + 1)  # +1: the bias coordinate
+                h = float(np.sum(cost)) if ragged else n * float(cost)
                 self.hash_flops += h
                 # retrieval: entries examined, plus a pass over the candidates
-                self.flops += h + 2.0 * float(examined.sum())
-                self.examined_sum[i] += float(examined.sum())
+                ex = float(examined.sum())
+                self.flops += h + 2.0 * ex
+                self.examined_sum[i] += ex
+                n_active = float(np.sum(out_cnt))
+                pairs = float(np.sum(in_cnt * out_cnt)) if ragged else in_cnt * n_active
             else:
-                out_cnt = np.full(n, float(layer.n_out))
-                self.examined_sum[i] += n * float(layer.n_out)
-            self.flops += (1.0 + back) * float(np.sum(in_cnt * out_cnt))
-            self.dense_flops += (1.0 + back) * float(np.sum(dense_in * layer.n_out))
+                n_active = n * float(layer.n_out)
+                self.examined_sum[i] += n_active
+                pairs = float(np.sum(in_cnt)) * layer.n_out if ragged else n_active * in_cnt
+            self.flops += (1.0 + back) * pairs
+            self.dense_flops += (1.0 + back) * dense_in * layer.n_out
             self.dense_flops += _ADAM_COST * (n_rows + 1) * layer.n_out
-            self.active_sum[i] += float(np.sum(out_cnt)) / layer.n_out
+            self.active_sum[i] += n_active / layer.n_out
         self.flops += _ADAM_COST * self._updated
         self._updated = 0.0
 

@@ -20,7 +20,7 @@ SMALL = dict(hidden_layer_sizes=(64,), lsh_layers="hidden", n_tables=8, n_bits=2
 
 def test_learns_and_reports_costs():
     X, y = _blobs()
-    clf = LSHSparseMLPClassifier(**SMALL).fit(X, y)
+    clf = LSHSparseMLPClassifier(**SMALL, rerank=0).fit(X, y)
     assert clf.score(X, y) > 0.9
     assert clf.active_fraction_.shape == (2,)
     assert clf.active_fraction_[0] <= 0.25 + 1e-12
@@ -29,6 +29,10 @@ def test_learns_and_reports_costs():
     assert clf.hashing_flops_ > 0
     assert len(clf.loss_curve_) == clf.n_iter_ <= 15
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    # the re-ranking's sketches are counted too
+    reranked = LSHSparseMLPClassifier(**SMALL, rerank=4).fit(X, y)
+    assert reranked.training_flops_ > clf.training_flops_
+    assert reranked.score(X, y) > 0.9
     dense = LSHSparseMLPClassifier(**{**SMALL, "lsh_layers": "none"}).fit(X, y)
     assert dense.training_flops_ratio_ == 1.0
     np.testing.assert_array_equal(dense.active_fraction_, [1.0, 1.0])
