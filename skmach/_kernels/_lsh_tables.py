@@ -258,7 +258,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     for ch in prange(n_chunks):
         score = np.zeros(n_out, dtype=np.int32)
-        cand = np.empty(n_out, dtype=np.int32)
+        cand = np.empty(n_out + 1, dtype=np.int32)  # +1: written before counted
         hist = np.zeros(L + 2, dtype=np.int64)
         state = np.zeros(1, dtype=np.uint64)
         for i in range(bounds[ch], bounds[ch + 1]):
@@ -273,15 +273,14 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
             ex = 0
             for t in range(L):
                 k = t * n_buckets + qb[i, t]
+                ex += ptr[k + 1] - ptr[k]
                 for p in range(ptr[k], ptr[k + 1]):
+                    # branch-free (first sightings are unpredictable)
                     o = ids[p]
-                    ex += 1
                     sc = score[o]
-                    if sc == 0:
-                        cand[nc] = o
-                        nc += 1
-                    if sc < FORCED:
-                        score[o] = sc + 1
+                    cand[nc] = o
+                    nc += sc == 0
+                    score[o] = sc + (sc < FORCED)
             examined[i] = ex
             distinct[i] = nc
             # selection scores
@@ -424,65 +423,60 @@ def query_select_ref(tables, qb, n_buckets, n_out, budget, fptr, flab, L):
 # --------------------------------------------------------------------------
 @njit(**PARALLEL)
 def sketch_ragged(xs, xe, xi, xv, U, shift, Q):
-    """``Q[i] = [1, x_i @ U - shift]`` for the ragged rows ``x_i`` (values
+    """``Q[i] = x_i @ U - shift`` for the ragged rows ``x_i`` (values
     ``xv[xs[i]:xe[i]]`` at columns ``xi[xs[i]:xe[i]]``): the query side of
     :func:`rerank_select`, visiting only the non-zeros."""
     m = U.shape[1]
     for i in prange(len(xs)):
         q = Q[i]
-        q[0] = 1.0
         for j in range(m):
-            q[j + 1] = -shift[j]
+            q[j] = -shift[j]
         for p in range(xs[i], xe[i]):
             v = xv[p]
             Ur = U[xi[p]]
             for j in range(m):
-                q[j + 1] += v * Ur[j]
+                q[j] += v * Ur[j]
 
 
 def sketch_ragged_ref(xs, xe, xi, xv, U, shift):
     """NumPy reference of :func:`sketch_ragged`."""
-    Q = np.empty((len(xs), U.shape[1] + 1), dtype=np.float64)
+    Q = np.empty((len(xs), U.shape[1]), dtype=np.float64)
     for i in range(len(xs)):
-        Q[i, 0] = 1.0
-        Q[i, 1:] = xv[xs[i]:xe[i]] @ U[xi[xs[i]:xe[i]]] - shift
+        Q[i] = xv[xs[i]:xe[i]] @ U[xi[xs[i]:xe[i]]] - shift
     return Q
 
 
 @njit(**SERIAL)
 def kth_largest(a, n, k):
-    """The ``k``-th largest (``1 <= k <= n``) of ``a[:n]``; reorders ``a``
-    (a scratch copy). Quickselect with a median-of-three pivot: linear on
-    average, no allocation (``np.partition`` copies, 4x slower here)."""
-    lo, hi = 0, n - 1
-    t = k - 1  # its position in descending order
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        x, y, z = a[lo], a[mid], a[hi]
-        if x < y:
-            x, y = y, x
-        if y < z:
-            y = z
-            if x < y:
-                y = x
-        p = y
-        i, j = lo, hi
-        while i <= j:
-            while a[i] > p:
-                i += 1
-            while a[j] < p:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if t <= j:
-            hi = j
-        elif t >= i:
-            lo = i
-        else:
-            return a[t]
-    return a[t]
+    """The ``k``-th largest (``1 <= k <= n``) of ``a[:n]`` (float32); ``a`` is
+    scratch (overwritten). A radix select over the floats' bits, eight bits
+    a pass: four passes of histogram counts, without the data-dependent
+    branches that make a quickselect slow here (2.5x, measured on MNIST's
+    candidates)."""
+    keys = a[:n].view(np.uint32)
+    sign = np.uint32(0x80000000)
+    for i in range(n):  # order-preserving keys: larger float, larger key
+        b = keys[i]
+        keys[i] = ~b if b & sign else b | sign
+    hist = np.empty(256, dtype=np.int64)
+    prefix = np.uint32(0)
+    mask = np.uint32(0)
+    need = k
+    for p in range(4):
+        shift = np.uint32(24 - 8 * p)
+        hist[:] = 0
+        for i in range(n):
+            key = keys[i]
+            hist[(key >> shift) & np.uint32(255)] += (key & mask) == prefix
+        b = 255
+        while hist[b] < need:
+            need -= hist[b]
+            b -= 1
+        prefix |= np.uint32(b) << shift
+        mask |= np.uint32(255) << shift
+    out = np.empty(1, dtype=np.uint32)
+    out[0] = prefix & ~sign if prefix & sign else ~prefix
+    return out.view(np.float32)[0]
 
 
 #: the sketch's dot products are summed in vector lanes (reassociated: 8x
@@ -493,10 +487,12 @@ _REASSOC_SUM = {**PARALLEL, "fastmath": {"reassoc", "nsz", "contract"}}
 
 
 @njit(**_REASSOC_SUM)
-def rerank_select(S, Q, idx, cnt, budget, n_chunks, out, out_cnt):
+def rerank_select(S, S0, Q, idx, cnt, budget, n_chunks, out, out_cnt):
     """Keep, of each sample's candidates ``idx[i, :cnt[i]]``, the ``budget``
-    with the highest sketch scores ``S[o] @ Q[i]``; ties go to the earlier
-    candidate. Writes ``out[i, :out_cnt[i]]`` (in candidate order)."""
+    with the highest sketch scores ``S0[o] + S[o] @ Q[i]``; ties go to the
+    earlier candidate. Writes ``out[i, :out_cnt[i]]`` (in candidate order).
+    The candidates' rows of ``S`` are read at random: with 32 columns
+    (128 bytes) and ``S`` aligned to 64 bytes, a row is two cache lines."""
     n, w = idx.shape
     m = S.shape[1]
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
@@ -513,8 +509,9 @@ def rerank_select(S, Q, idx, cnt, budget, n_chunks, out, out_cnt):
                 continue
             q = Q[i]
             for u in range(c):
-                Sr = S[idx[i, u]]
-                acc = np.float32(0.0)
+                o = idx[i, u]
+                Sr = S[o]
+                acc = S0[o]
                 for j in range(m):
                     acc += Sr[j] * q[j]
                 sc[u] = acc
@@ -536,7 +533,7 @@ def rerank_select(S, Q, idx, cnt, budget, n_chunks, out, out_cnt):
             out_cnt[i] = k
 
 
-def rerank_select_ref(S, Q, idx, cnt, budget):
+def rerank_select_ref(S, S0, Q, idx, cnt, budget):
     """NumPy reference of :func:`rerank_select`: the kept neurons of each
     sample, in candidate order."""
     out = []
@@ -545,7 +542,7 @@ def rerank_select_ref(S, Q, idx, cnt, budget):
         if len(cand) <= budget:
             out.append(cand.copy())
             continue
-        scores = S[cand].astype(np.float64) @ Q[i].astype(np.float64)
+        scores = S0[cand] + S[cand].astype(np.float64) @ Q[i].astype(np.float64)
         keep = np.sort(np.argsort(-scores, kind="stable")[:budget])
         out.append(cand[keep])
     return out

@@ -40,6 +40,16 @@ def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def _aligned_empty(shape, dtype, align=64):
+    """An empty C-contiguous array whose data starts on an ``align``-byte
+    boundary (NumPy guarantees 16; a pickled copy loses it, which costs speed
+    only)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = np.empty(nbytes + align, dtype=np.uint8)
+    off = -buf.ctypes.data % align
+    return buf[off:off + nbytes].view(dtype).reshape(shape)
+
+
 #: an LSH first layer reads a dense input with at most this fraction of
 #: non-zeros as ragged. Measured on MNIST (19% non-zeros): gathers made the
 #: ragged forward 5x and the entry-lazy Adam 6x slower than the vectorised
@@ -232,7 +242,7 @@ rerank, sketch_dim :
             self._in_codes = np.full((n_rows, layer.family.n_tables), -1, dtype=np.int32)
         else:
             self._in_codes = None
-        # and the re-ranking's query sketches, [1, (x - mu) U] (NaN: not yet)
+        # and the re-ranking's query sketches, (x - mu) U (NaN: not yet)
         if n_rows and layer.lsh and getattr(layer, "sketch", None) is not None:
             self._in_sketch = np.full((n_rows, layer.sketch.shape[1]), np.nan,
                                       dtype=np.float32)
@@ -286,19 +296,22 @@ rerank, sketch_dim :
         layer.sk_U = _f32(Vt.T)
         layer.sk_mu = _f32(mu)
         layer.sk_shift = _f32(mu @ Vt.T)
-        layer.sketch = np.zeros((layer.n_out, layer.sk_U.shape[1] + 1), dtype=np.float32)
+        # the neurons' [w.mu + b] and [w U]: rows of U's width, 64-byte aligned
+        # (32 columns: two cache lines per candidate read)
+        layer.sketch = _aligned_empty((layer.n_out, m), np.float32)
+        layer.sketch0 = np.empty(layer.n_out, dtype=np.float32)
         self._refresh_sketch(layer, np.arange(layer.n_out))
         self.times["rebuild"] += time.perf_counter() - t0  # the index's upkeep
 
     def _refresh_sketch(self, layer, rows):
         W = layer.P[rows]
-        layer.sketch[rows, 0] = W @ layer.sk_mu + layer.b[rows]
+        layer.sketch0[rows] = W @ layer.sk_mu + layer.b[rows]
         m = layer.sk_U.shape[1]
-        layer.sketch[rows, 1:m + 1] = W @ layer.sk_U
+        layer.sketch[rows] = W @ layer.sk_U
         self.flops += len(rows) * layer.n_in * (m + 1)
 
     def _query_sketch(self, layer, act, rows):
-        """``[1, (x - mu) U]`` per sample, from the cache where computed
+        """``(x - mu) U`` per sample, from the cache where computed
         (``rows``: training rows, :meth:`set_input_cache`); and the
         multiply-adds spent."""
         cache = self._in_sketch
@@ -319,13 +332,11 @@ rerank, sketch_dim :
     def _rerank_query(self, layer, act):
         m = layer.sk_U.shape[1]
         if act[0] == "dense":
-            Q = np.empty((act[1].shape[0], m + 1), dtype=np.float32)
-            Q[:, 0] = 1.0
-            Q[:, 1:] = act[1] @ layer.sk_U
-            Q[:, 1:] -= layer.sk_shift
+            Q = act[1] @ layer.sk_U
+            Q -= layer.sk_shift
             return Q, float(act[1].size) * m
         _, xs, xe, xi, xv = act
-        Q = np.empty((len(xs), m + 1), dtype=np.float32)
+        Q = np.empty((len(xs), m), dtype=np.float32)
         KT.sketch_ragged(xs, xe, xi, xv, layer.sk_U, layer.sk_shift, Q)
         return Q, float(len(xv)) * m
 
@@ -338,7 +349,7 @@ rerank, sketch_dim :
         Q, proj = self._query_sketch(layer, act, rows)
         out = np.zeros((n, layer.budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
-        KT.rerank_select(layer.sketch, Q, idx, cnt, layer.budget,
+        KT.rerank_select(layer.sketch, layer.sketch0, Q, idx, cnt, layer.budget,
                          min(self.n_chunks, max(n, 1)), out, out_cnt)
         self._rerank_flops = proj + float(cnt.sum()) * (m + 1)
         return out, out_cnt

@@ -474,22 +474,23 @@ def test_rerank_select_keeps_the_best_sketch_scores(n_chunks):
     n_out, m, n, w, budget = 40, 13, 9, 12, 5
     # integer-valued sketches: the scores are exact in float32, ties included
     S = rng.integers(-3, 4, (n_out, m)).astype(np.float32)
+    S0 = rng.integers(-3, 4, n_out).astype(np.float32)
     Q = rng.integers(-2, 3, (n, m)).astype(np.float32)
     idx = np.stack([rng.permutation(n_out)[:w] for _ in range(n)]).astype(np.int64)
     cnt = rng.integers(0, w + 1, n).astype(np.int64)
     cnt[:3] = [w, budget, 2]  # over, at and under the budget
     out = np.full((n, budget), -1, dtype=np.int64)
     out_cnt = np.zeros(n, dtype=np.int64)
-    KT.rerank_select(S, Q, idx, cnt, budget, n_chunks, out, out_cnt)
-    ref = KT.rerank_select_ref(S, Q, idx, cnt, budget)
+    KT.rerank_select(S, S0, Q, idx, cnt, budget, n_chunks, out, out_cnt)
+    ref = KT.rerank_select_ref(S, S0, Q, idx, cnt, budget)
     for i in range(n):
         assert out_cnt[i] == min(cnt[i], budget)
         np.testing.assert_array_equal(out[i, :out_cnt[i]], ref[i])
     # the kept scores are the largest ones
     i = 0
-    kept = S[out[i]] @ Q[i]
+    kept = S0[out[i]] + S[out[i]] @ Q[i]
     dropped = np.setdiff1d(idx[i], out[i])
-    assert kept.min() >= (S[dropped] @ Q[i]).max()
+    assert kept.min() >= (S0[dropped] + S[dropped] @ Q[i]).max()
 
 
 def test_sketch_ragged_matches_reference():
@@ -497,11 +498,10 @@ def test_sketch_ragged_matches_reference():
     xs, xe, xi, xv = _ragged(rng, 7, 15, 6)
     U = rng.normal(size=(15, 3)).astype(np.float32)
     shift = rng.normal(size=3).astype(np.float32)
-    Q = np.empty((7, 4), dtype=np.float32)
+    Q = np.empty((7, 3), dtype=np.float32)
     KT.sketch_ragged(xs, xe, xi, xv, U, shift, Q)
     np.testing.assert_allclose(Q, KT.sketch_ragged_ref(xs, xe, xi, xv, U, shift),
                                rtol=1e-5, atol=1e-5)
-    assert np.all(Q[:, 0] == 1.0)
 
 
 def test_rerank_select_does_not_depend_on_where_the_sketches_lie_in_memory():
@@ -510,6 +510,7 @@ def test_rerank_select_does_not_depend_on_where_the_sketches_lie_in_memory():
     rng = np.random.default_rng(13)
     n_out, m, n, w, budget = 300, 33, 16, 120, 10
     S = rng.normal(size=(n_out, m)).astype(np.float32)
+    S0 = rng.normal(size=n_out).astype(np.float32)
     Q = rng.normal(size=(n, m)).astype(np.float32)
     idx = np.stack([rng.permutation(n_out)[:w] for _ in range(n)]).astype(np.int64)
     cnt = np.full(n, w, dtype=np.int64)
@@ -517,7 +518,7 @@ def test_rerank_select_does_not_depend_on_where_the_sketches_lie_in_memory():
     def run(S, Q):
         out = np.zeros((n, budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
-        KT.rerank_select(S, Q, idx, cnt, budget, 1, out, out_cnt)
+        KT.rerank_select(S, S0, Q, idx, cnt, budget, 1, out, out_cnt)
         return out
 
     ref = run(S, Q)
@@ -539,3 +540,23 @@ def test_kth_largest_matches_sorting():
         # ties (small integers) and distinct values alike
         a = (rng.integers(-3, 4, n) if trial % 2 else rng.normal(size=n)).astype(np.float32)
         assert KT.kth_largest(a.copy(), n, k) == np.sort(a)[::-1][k - 1]
+
+
+@pytest.mark.parametrize("budget", [3, 6, 10])
+def test_query_select_when_every_neuron_is_retrieved_in_every_table(budget):
+    # one bucket per table holding every neuron: the candidate list fills
+    # up in the first table and every later entry is a repeat
+    N, L = 6, 4
+    ptr, ids = KT.build_tables(np.zeros((N, L), dtype=np.int64), 1, N, np.arange(N))
+    qb = np.zeros((3, L), dtype=np.int64)
+    fptr = np.zeros(4, dtype=np.int64)
+    for train in (False, True):
+        idx, cnt, fmask, ex, di = _run_select(ptr, ids, qb, 1, N, budget, 0, fptr,
+                                              np.zeros(0, dtype=np.int64), KT.SEL_TOPK,
+                                              train, 1)
+        np.testing.assert_array_equal(ex, N * L)
+        np.testing.assert_array_equal(di, N)
+        np.testing.assert_array_equal(cnt, min(budget, N))
+        for i in range(3):
+            assert len(set(idx[i, :cnt[i]].tolist())) == cnt[i]
+            assert set(idx[i, :cnt[i]].tolist()) <= set(range(N))
