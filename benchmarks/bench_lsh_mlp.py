@@ -281,10 +281,14 @@ def run_sklearn(hidden, X, y, Xt, yt, epochs, batch_size, lr, seed, threads=1):
 #: the LSH hidden layer of the image benchmarks (chosen on MNIST's training
 #: file, see lsh_mlp_notes.md): 5% of the 1000 hidden units active, the 10x
 #: budget neurons with the most collisions re-ranked in a 32-dimensional
-#: sketch, Adam step 2e-3 (the dense network is best at the common 1e-3)
+#: sketch (the estimator's defaults)
 IMAGES_LSH = dict(lsh_layers="hidden", hash_family="dwta", n_tables=50, n_bits=3,
-                  active_budget=0.05, selection="topk", rerank=10, sketch_dim=32,
-                  learning_rate=2e-3)
+                  active_budget=0.05, selection="topk", rerank=10, sketch_dim=32)
+#: Adam step of the LSH network where validation chose another than the
+#: common 1e-3 (MNIST, last 10,000 training images: 2e-3 0.9695 / 0.9691
+#: against 1e-3 0.9661 / 0.9672 for seeds 0 / 1; the dense network is best
+#: at 1e-3: 0.9773 against 0.9760 at 2e-3)
+IMAGES_LSH_LR = {"mnist": 2e-3}
 
 
 def _compare(rows, key="test_accuracy"):
@@ -326,7 +330,9 @@ def suite_images(args):
                       tol=0.0, n_iter_no_change=10**6)
         rows = []
         for t in args.threads:
-            rows += [run_ours("LSH (5% hidden)", dict(common, **IMAGES_LSH), X, y, Xt, yt,
+            lsh = dict(common, **IMAGES_LSH)
+            lsh["learning_rate"] = IMAGES_LSH_LR.get(name, lsh["learning_rate"])
+            rows += [run_ours("LSH (5% hidden)", lsh, X, y, Xt, yt,
                               threads=t),
                      run_ours("dense (same code)", dict(common, lsh_layers="none"), X, y, Xt,
                               yt, threads=t)]
