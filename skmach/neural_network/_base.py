@@ -253,7 +253,7 @@ rerank, sketch_dim :
     _in_sketch = None
     #: networks pickled before ``padding_weight`` existed trained without it
     padding_weight = "none"
-    #: nor did those pickled before the re-ranking re-rank
+    #: and those pickled before ``rerank`` existed did not re-rank
     rerank = 0
 
     # ------------------------------------------------------------------ #
@@ -279,7 +279,6 @@ rerank, sketch_dim :
         from sklearn.utils.extmath import randomized_svd
 
         t0 = time.perf_counter()
-
         n = X.shape[0]
         rows = np.sort(self.rng.choice(n, min(n, max_rows), replace=False))
         A = X[rows]
@@ -356,13 +355,6 @@ rerank, sketch_dim :
 
     _rerank_flops = 0.0
 
-    def _candidate_buffers(self, n, w):
-        buf = self.__dict__.get("_cand_buf")
-        if buf is None or buf[0].shape[0] < n or buf[0].shape[1] != w:
-            buf = (np.empty((n, w), dtype=np.int64), np.empty((n, w), dtype=np.bool_))
-            self._cand_buf = buf
-        return buf[0][:n], buf[1][:n]
-
     def _input_codes(self, layer, act, rows):
         """Query buckets of the first layer, from the cache where computed."""
         cache = self._in_codes
@@ -398,14 +390,8 @@ rerank, sketch_dim :
         # re-ranked: the best candidates by collisions, then the budget's best
         n_cand = min(layer.budget * self.rerank, layer.n_out) if rerank else layer.budget
         w = max(n_cand, max_forced, 1)
-        if rerank and train:
-            # the candidates are read up to cnt only; a buffer kept between
-            # batches (fresh large arrays cost page faults: half the
-            # re-ranking's time on MNIST)
-            idx, fmask = self._candidate_buffers(n, w)
-        else:
-            idx = np.zeros((n, w), dtype=np.int64)
-            fmask = np.zeros((n, w), dtype=np.bool_)
+        idx = np.zeros((n, w), dtype=np.int64)
+        fmask = np.zeros((n, w), dtype=np.bool_)
         cnt = np.zeros(n, dtype=np.int64)
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
@@ -528,7 +514,6 @@ rerank, sketch_dim :
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_cu_table", None)  # derived from the learning rate
-        state.pop("_cand_buf", None)  # scratch space
         return state
 
     def __setstate__(self, state):
