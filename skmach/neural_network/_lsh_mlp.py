@@ -105,7 +105,8 @@ default="auto"
         collisions are candidates, re-scored by their pre-activation
         ``w.x + b`` computed in a ``sketch_dim``-dimensional principal
         subspace of the training input (from 2,000 rows at the start of
-        ``fit``), and the ``budget`` best are active; 0 keeps the collision
+        ``fit``, or of the first ``partial_fit`` call's rows), and the
+        ``budget`` best are active; 0 keeps the collision
         counts' choice. Costs ``sketch_dim`` multiply-adds per candidate and
         per input feature (a query's sketch is computed once per training
         row); the neurons' sketches are refreshed with the tables. The
