@@ -309,35 +309,42 @@ rerank, sketch_dim :
         layer.sketch[rows] = W @ layer.sk_U
         self.flops += len(rows) * layer.n_in * (m + 1)
 
+    @staticmethod
+    def _per_row_cache(cache, rows, missing, compute, act):
+        """``compute(act)`` for the training ``rows`` of a batch, read from
+        ``cache`` (one entry per training row; ``missing(cache[:, 0])`` marks
+        rows not computed yet) and computed for the missing rows only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.flatnonzero(missing(cache[rows, 0]))
+        if len(todo):
+            if act[0] == "dense":
+                cache[rows[todo]] = compute((act[0], act[1][todo]))
+            else:  # ragged input: the whole batch, keep the new rows
+                cache[rows[todo]] = compute(act)[todo]
+        return cache[rows]
+
     def _query_sketch(self, layer, act, rows):
         """``(x - mu) U`` per sample, from the cache where computed
-        (``rows``: training rows, :meth:`set_input_cache`); and the
-        multiply-adds spent."""
-        cache = self._in_sketch
-        if rows is None or cache is None:
+        (``rows``: training rows, :meth:`set_input_cache`)."""
+        if rows is None or self._in_sketch is None:
             return self._rerank_query(layer, act)
-        rows = np.asarray(rows, dtype=np.int64)
-        todo = np.flatnonzero(np.isnan(cache[rows, 0]))
-        flops = 0.0
-        if len(todo):
-            sub = ("dense", act[1][todo]) if act[0] == "dense" else None
-            if sub is None:  # ragged: sketch the batch, keep the new rows
-                Q, flops = self._rerank_query(layer, act)
-                cache[rows[todo]] = Q[todo]
-            else:
-                cache[rows[todo]], flops = self._rerank_query(layer, sub)
-        return cache[rows], flops
+        return self._per_row_cache(self._in_sketch, rows, np.isnan,
+                                   lambda a: self._rerank_query(layer, a), act)
 
     def _rerank_query(self, layer, act):
+        """The query sketches ``(x - mu) U``; adds the multiply-adds to
+        ``_rerank_flops``."""
         m = layer.sk_U.shape[1]
         if act[0] == "dense":
             Q = act[1] @ layer.sk_U
             Q -= layer.sk_shift
-            return Q, float(act[1].size) * m
+            self._rerank_flops += float(act[1].size) * m
+            return Q
         _, xs, xe, xi, xv = act
         Q = np.empty((len(xs), m), dtype=np.float32)
         KT.sketch_ragged(xs, xe, xi, xv, layer.sk_U, layer.sk_shift, Q)
-        return Q, float(len(xv)) * m
+        self._rerank_flops += float(len(xv)) * m
+        return Q
 
     def _rerank(self, layer, act, idx, cnt, rows=None):
         """Of the candidates ``idx[i, :cnt[i]]``, the ``budget`` best in the
@@ -345,30 +352,23 @@ rerank, sketch_dim :
         ``rows`` as in :meth:`_select`."""
         n = idx.shape[0]
         m = layer.sk_U.shape[1]
-        Q, proj = self._query_sketch(layer, act, rows)
+        self._rerank_flops = 0.0  # the query sketches computed add theirs
+        Q = self._query_sketch(layer, act, rows)
         out = np.zeros((n, layer.budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
         KT.rerank_select(layer.sketch, layer.sketch0, Q, idx, cnt, layer.budget,
                          min(self.n_chunks, max(n, 1)), out, out_cnt)
-        self._rerank_flops = proj + float(cnt.sum()) * (m + 1)
+        self._rerank_flops += float(cnt.sum()) * (m + 1)
         return out, out_cnt
 
     _rerank_flops = 0.0
 
     def _input_codes(self, layer, act, rows):
         """Query buckets of the first layer, from the cache where computed."""
-        cache = self._in_codes
-        if rows is None or cache is None:
+        if rows is None or self._in_codes is None:
             return self._codes(layer, act)
-        rows = np.asarray(rows, dtype=np.int64)
-        todo = np.flatnonzero(cache[rows, 0] < 0)
-        if len(todo):
-            sub = (act[0], act[1][todo]) if act[0] == "dense" else None
-            if sub is None:  # ragged input: hash the whole batch, keep the new rows
-                cache[rows[todo]] = self._codes(layer, act)[todo]
-            else:
-                cache[rows[todo]] = self._codes(layer, sub)
-        return cache[rows].astype(np.int64)
+        return self._per_row_cache(self._in_codes, rows, lambda c: c < 0,
+                                   lambda a: self._codes(layer, a), act).astype(np.int64)
 
     def _select(self, layer, act, train, forced, seeds, rows=None):
         """Active sets: ``(s, e, ind, fmask)`` (ragged) and entries examined.
