@@ -497,9 +497,7 @@ _REASSOC_SUM = {**PARALLEL, "fastmath": {"reassoc", "nsz", "contract"}}
 def rerank_select(S, S0, Q, idx, cnt, budget, n_chunks, out, out_cnt):
     """Keep, of each sample's candidates ``idx[i, :cnt[i]]``, the ``budget``
     with the highest sketch scores ``S0[o] + S[o] @ Q[i]``; ties go to the
-    earlier candidate. Writes ``out[i, :out_cnt[i]]`` (in candidate order).
-    The candidates' rows of ``S`` are read at random: with 32 columns
-    (128 bytes) and ``S`` aligned to 64 bytes, a row is two cache lines."""
+    earlier candidate. Writes ``out[i, :out_cnt[i]]`` (in candidate order)."""
     n, w = idx.shape
     m = S.shape[1]
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)

@@ -40,16 +40,6 @@ def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def _aligned_empty(shape, dtype, align=64):
-    """An empty C-contiguous array whose data starts on an ``align``-byte
-    boundary (NumPy guarantees 16; a pickled copy loses it, which costs speed
-    only)."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = np.empty(nbytes + align, dtype=np.uint8)
-    off = -buf.ctypes.data % align
-    return buf[off:off + nbytes].view(dtype).reshape(shape)
-
-
 #: an LSH first layer reads a dense input with at most this fraction of
 #: non-zeros as ragged. Measured on MNIST (19% non-zeros): gathers made the
 #: ragged forward 5x and the entry-lazy Adam 6x slower than the vectorised
@@ -295,9 +285,8 @@ rerank, sketch_dim :
         layer.sk_U = _f32(Vt.T)
         layer.sk_mu = _f32(mu)
         layer.sk_shift = _f32(mu @ Vt.T)
-        # the neurons' [w.mu + b] and [w U]: rows of U's width, 64-byte aligned
-        # (32 columns: two cache lines per candidate read)
-        layer.sketch = _aligned_empty((layer.n_out, m), np.float32)
+        # the neurons' [w.mu + b] and [w U]
+        layer.sketch = np.empty((layer.n_out, m), dtype=np.float32)
         layer.sketch0 = np.empty(layer.n_out, dtype=np.float32)
         self._refresh_sketch(layer, np.arange(layer.n_out))
         self.times["rebuild"] += time.perf_counter() - t0  # the index's upkeep
