@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import PARALLEL, SERIAL
+from ._prefetch import prefetch
 
 # numpy's error model (no zero-division checks) lets LLVM vectorise the loops
 SERIAL = {**SERIAL, "error_model": "numpy"}
@@ -262,6 +263,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
     """
     n, L = qb.shape
     FORCED = L + 1
+    ids2 = ids.reshape(1, ids.shape[0])  # a 2-D view, for prefetch
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     for ch in prange(n_chunks):
         score = np.zeros(n_out, dtype=np.int32)
@@ -269,6 +271,9 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
         hist = np.zeros(L + 2, dtype=np.int64)
         state = np.zeros(1, dtype=np.uint64)
         for i in range(bounds[ch], bounds[ch + 1]):
+            if i + 1 < bounds[ch + 1]:  # the next sample's buckets
+                for t in range(L):
+                    prefetch(ids2, 0, ptr[t * n_buckets + qb[i + 1, t]])
             state[0] = seeds[i] | np.uint64(1)
             nc = 0
             for u in range(fptr[i], fptr[i + 1]):
@@ -318,6 +323,16 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                     w += 1
                 if train and nc > 0 and (nc == keep or hist[1] > 0):
                     _uniform(state)
+            elif selection == 3 and train and nc <= keep:
+                # every candidate is drawn: all of them, in order, and the
+                # random draws the sampling below makes (same model)
+                for c in range(nc):
+                    o = cand[c]
+                    idx[i, w] = o
+                    fmask[i, w] = score[o] == FORCED
+                    if score[o] != FORCED:
+                        _uniform(state)
+                    w += 1
             elif selection == 3 and train:
                 # weighted sampling without replacement (exponential keys)
                 m = 0

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import PARALLEL, SERIAL
+from ._prefetch import DISTANCE, prefetch_row
 
 # numpy's error model (no zero-division checks) lets LLVM vectorise the loops
 SERIAL = {**SERIAL, "error_model": "numpy"}
@@ -64,6 +65,8 @@ def fwd_active_dense_in(W, b, X, s, e, ind, z):
     d = X.shape[1]
     for i in prange(X.shape[0]):
         for p in range(s[i], e[i]):
+            if p + DISTANCE < e[i]:
+                prefetch_row(W, ind[p + DISTANCE])
             o = ind[p]
             acc = np.float32(0.0)
             for j in range(d):
@@ -108,6 +111,8 @@ def fwd_dense_ragged_in(WT, b, xs, xe, xi, xv, Z):
         for o in range(k):
             Z[i, o] = b[o]
         for q in range(xs[i], xe[i]):
+            if q + DISTANCE < xe[i]:
+                prefetch_row(WT, xi[q + DISTANCE])
             v = xv[q]
             r = xi[q]
             for o in range(k):
@@ -159,6 +164,8 @@ def dx_active_dense(W, s, e, ind, dz, dX):
         for j in range(d):
             dX[i, j] = 0.0
         for p in range(s[i], e[i]):
+            if p + DISTANCE < e[i]:
+                prefetch_row(W, ind[p + DISTANCE])
             g = dz[p]
             o = ind[p]
             for j in range(d):

@@ -287,8 +287,9 @@ def test_query_select_topk_matches_reference_and_is_thread_independent():
         assert np.all(a[1] >= budget)
 
 
+@pytest.mark.parametrize("selection", [KT.SEL_TOPK, KT.SEL_SAMPLE])
 @pytest.mark.parametrize("train", [False, True])
-def test_query_select_reports_where_the_padding_starts(train):
+def test_query_select_reports_where_the_padding_starts(train, selection):
     rng = np.random.default_rng(8)
     N, L, nb, cap, n, budget = 200, 4, 64, 3, 30, 20
     buckets = rng.integers(0, nb, (N, L))
@@ -297,7 +298,7 @@ def test_query_select_reports_where_the_padding_starts(train):
     fptr = np.arange(n + 1)
     flab = rng.integers(0, N, n)
     idx, cnt, fmask, ex, di, ns = _run_select(ptr, ids, qb, nb, N, budget, budget, fptr, flab,
-                                              KT.SEL_TOPK, train, 3, return_n_sel=True)
+                                              selection, train, 3, return_n_sel=True)
     assert np.all(cnt == budget)  # at most 1 + L * cap = 13 retrieved: the rest is padding
     for i in range(n):
         retrieved = {flab[i]}
