@@ -52,10 +52,6 @@ _FAST_SERIAL = {**SERIAL, "fastmath": True}
 _ORDERED = {**PARALLEL, "fastmath": {"nsz", "arcp", "contract", "afn"}}
 
 
-def _chunks(n, n_chunks):
-    return np.linspace(0, n, n_chunks + 1).astype(np.int64)
-
-
 # --------------------------------------------------------------------------
 # Forward
 # --------------------------------------------------------------------------
