@@ -6,9 +6,10 @@ input columns of a sparse row). Issuing the loads of the row needed a few
 iterations later hides part of the memory latency; the results do not
 change (a prefetch is a hint, it never faults and writes nothing).
 
-Measured on a 24,288 x 128 float32 matrix (1 thread, cache flushed before
-each call): gathering the 243 active rows of each of 128 samples took
-1.21 ms without prefetch and 0.74 ms prefetching 8 rows ahead.
+Measured ad hoc on a 24,288 x 128 float32 matrix (1 thread, cache flushed
+before each call): gathering the 243 active rows of each of 128 samples
+took 1.21 ms without prefetch and 0.74 ms prefetching 8 rows ahead; in
+the debian training loop, see ``benchmarks/results/lsh_mlp_notes.md``.
 """
 
 from llvmlite import ir
@@ -20,8 +21,8 @@ from . import SERIAL
 
 #: rows ahead that the gathering kernels prefetch (measured: 6-12 best)
 DISTANCE = 8
-#: float32 entries per 64-byte cache line
-LINE = 16
+#: bytes per cache line
+LINE_BYTES = 64
 
 
 @intrinsic
@@ -52,6 +53,7 @@ def prefetch(typingctx, arr, i, j):
 
 @njit(inline="always", **SERIAL)
 def prefetch_row(A, r):
-    """Prefetch row ``r`` of the C-contiguous 2-D array ``A`` (every line)."""
-    for c in range(0, A.shape[1], LINE):
+    """Prefetch row ``r`` of the 2-D array ``A`` (every cache line of a
+    contiguous row)."""
+    for c in range(0, A.shape[1], max(1, LINE_BYTES // A.itemsize)):
         prefetch(A, r, c)

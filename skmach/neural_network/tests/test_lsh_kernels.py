@@ -561,3 +561,27 @@ def test_query_select_when_every_neuron_is_retrieved_in_every_table(budget):
         for i in range(3):
             assert len(set(idx[i, :cnt[i]].tolist())) == cnt[i]
             assert set(idx[i, :cnt[i]].tolist()) <= set(range(N))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_prefetch_row_compiles_for_any_2d_array_and_changes_nothing(dtype):
+    from numba import njit
+
+    from skmach._kernels._prefetch import prefetch, prefetch_row
+
+    @njit
+    def touch_all(A):
+        tot = 0.0
+        for r in range(A.shape[0]):
+            prefetch_row(A, r)
+            prefetch(A, r, A.shape[1] - 1)
+            for j in range(A.shape[1]):
+                tot += A[r, j]
+        return tot
+
+    A = np.arange(5 * 37, dtype=dtype).reshape(5, 37)
+    before = A.copy()
+    assert touch_all(A) == pytest.approx(float(A.sum()))
+    assert touch_all(A[:, ::3]) == pytest.approx(float(A[:, ::3].sum()))  # strided view
+    np.testing.assert_array_equal(A, before)
+
