@@ -25,11 +25,16 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-# GNU OpenMP (Numba's "omp" threading layer) spins for a while after each
-# parallel region; on a loaded machine the spinning threads starve the
+# GNU OpenMP (Numba's "omp" threading layer): how the pool's idle threads
+# wait for the next parallel region. By default they spin 300,000 times
+# (milliseconds) first; on a loaded machine the spinning threads starved the
 # others (LSH training at 2 threads: 9 s/epoch spinning, 0.5 s passive, on
-# 10k MNIST samples). Set before the OpenMP runtime starts; a value the user
-# set wins.
+# 10k MNIST samples). Passive threads sleep at once, and a parallel region
+# then costs a wake-up (about 50 us on this project's 2-core machine), which
+# is why the network runs small kernels on one thread. A short spin
+# (``GOMP_SPINCOUNT=4000``) made the LSH epoch faster but the dense one,
+# whose BLAS workers spin too, 20-30% slower (lsh_mlp_notes.md). Set before
+# the OpenMP runtime starts; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
@@ -70,6 +75,31 @@ PARALLEL = dict(cache=True, nogil=True, parallel=True, boundscheck=False, error_
 def n_threads_for(n_jobs):
     """Cores that ``n_jobs`` asks for (joblib semantics), at most Numba's pool."""
     return max(1, min(effective_n_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
+
+
+#: kernels with fewer inner-loop steps than this run on the calling thread
+#: (:func:`one_thread_if_small`): a parallel region wakes the pool's sleeping
+#: threads, about 50 us on a 2-core VM, longer than such a kernel takes
+MIN_PARALLEL_WORK = 100_000
+
+
+@contextmanager
+def one_thread_if_small(work):
+    """Run the parallel kernels inside the block on one thread when ``work``
+    (their inner-loop steps, roughly) is below :data:`MIN_PARALLEL_WORK`.
+
+    The results do not change: the kernels split their work into a fixed
+    number of chunks whatever the threads.
+    """
+    old = numba.get_num_threads()
+    small = old > 1 and work < MIN_PARALLEL_WORK
+    if small:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            numba.set_num_threads(old)
 
 
 @contextmanager

@@ -70,6 +70,30 @@ def fwd_active_dense_in(W, b, X, s, e, ind, z):
             z[p] = acc + b[o]
 
 
+@njit(**_FAST)
+def fwd_active_by_row(W, b, X, rows, rptr, rpos, rsam, n_chunks, z):
+    """:func:`fwd_active_dense_in` neuron by neuron: ``z[rpos[t]] =
+    W[r] . X[rsam[t]] + b[r]`` for the slots ``t`` of each touched row ``r``
+    (``rows, rptr, rpos, rsam`` from :func:`inverse_map`).
+
+    Each row's weights are read once per batch, in increasing row order, and
+    used for every sample that has it active (the batch's inputs stay in
+    cache), where the sample-major kernel reads a row again for each sample.
+    The same sums in the same order: the same ``z``.
+    """
+    d = X.shape[1]
+    bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
+    for c in prange(n_chunks):
+        for u in range(bounds[c], bounds[c + 1]):
+            o = rows[u]
+            for t in range(rptr[u], rptr[u + 1]):
+                i = rsam[t]
+                acc = np.float32(0.0)
+                for j in range(d):
+                    acc += W[o, j] * X[i, j]
+                z[rpos[t]] = acc + b[o]
+
+
 def fwd_active_dense_in_ref(W, b, X, s, e, ind):
     z = np.zeros(len(ind), dtype=W.dtype)
     for i in range(X.shape[0]):

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from .._hashing import make_hash_family
 from .._kernels import _lsh_tables as KT
 from .._kernels import _lsh_train as KN
+from .._kernels import one_thread_if_small
 
 _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 #: Adam work per parameter updated, in multiply-add equivalents (accounting)
@@ -415,14 +416,21 @@ rerank, sketch_dim :
                                                               rows)
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
-            if act[0] == "dense":
+            # the slots grouped by neuron: the backward pass needs them too
+            inv = KN.inverse_map(s, e, ind, layer.n_out) if train else None
+            if act[0] == "dense" and train:
+                # neuron by neuron: each active row read once per batch
+                with one_thread_if_small(len(ind) * layer.n_in):
+                    KN.fwd_active_by_row(layer.P, layer.b, act[1], *inv,
+                                         min(self.n_chunks, max(len(inv[0]), 1)), z)
+            elif act[0] == "dense":  # a prediction (no backward pass to share the map)
                 KN.fwd_active_dense_in(layer.P, layer.b, act[1], s, e, ind, z)
             else:
                 _, xs, xe, xi, xv = act
                 KN.fwd_active_ragged_in(layer.P, layer.b, s, e, ind, xs, xe, xi, xv, z)
             if train:
                 self.times["forward"] += time.perf_counter() - t0
-            return ("active", s, e, ind, z, fm, examined, pad_start)
+            return ("active", s, e, ind, z, fm, examined, pad_start, inv)
         t0 = time.perf_counter()
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
         Z = np.empty((n, layer.n_out), dtype=np.float32)
@@ -436,7 +444,8 @@ rerank, sketch_dim :
             Z = Zr.reshape(n, layer.n_out)
         elif act[0] == "ragged":
             _, xs, xe, xi, xv = act
-            KN.fwd_dense_ragged_in(layer.P, layer.b, xs, xe, xi, xv, Z)
+            with one_thread_if_small(len(xv) * layer.n_out):
+                KN.fwd_dense_ragged_in(layer.P, layer.b, xs, xe, xi, xv, Z)
         elif layer.lsh:
             KN.fwd_rows_dense_in(layer.P, layer.b, act[1], Z)
         elif train:
@@ -451,7 +460,7 @@ rerank, sketch_dim :
     @staticmethod
     def _relu(out):
         if out[0] == "active":
-            _, s, e, ind, z, _, _, _ = out
+            _, s, e, ind, z, _, _, _, _ = out
             return ("ragged", s, e, ind, np.maximum(z, 0))
         return ("dense", np.maximum(out[1], 0))
 
@@ -530,7 +539,7 @@ rerank, sketch_dim :
         out = cache[-1][1]
         loss = np.zeros(n, dtype=np.float64)
         if out[0] == "active":
-            _, s, e, ind, z, fm, _, pad_start = out
+            _, s, e, ind, z, fm, _, pad_start, _ = out
             grad = np.zeros(len(z), dtype=np.float32)
             logw = np.zeros(n)
             if self.padding_weight == "importance":
@@ -538,10 +547,12 @@ rerank, sketch_dim :
                 # selected: it stands for (not selected) / (padding) of them
                 rest = np.maximum(self.layers[-1].n_out - (pad_start - s), 1)
                 logw = np.log(rest / np.maximum(e - pad_start, 1))
-            KN.softmax_ce_active(s, e, z, fm, pad_start, logw, 1.0 / n, grad, loss)
+            with one_thread_if_small(len(z)):
+                KN.softmax_ce_active(s, e, z, fm, pad_start, logw, 1.0 / n, grad, loss)
         else:
             grad = np.empty_like(out[1])
-            KN.softmax_ce_dense(out[1], pptr, plab, 1.0 / n, grad, loss)
+            with one_thread_if_small(out[1].size):
+                KN.softmax_ce_dense(out[1], pptr, plab, 1.0 / n, grad, loss)
         self.times["loss"] += time.perf_counter() - t0
         self.t += 1
         lr_t = self._adam_lr()
@@ -588,17 +599,18 @@ rerank, sketch_dim :
         t0 = time.perf_counter()
         dx = None
         if out[0] == "active":
-            _, s, e, ind, _, _, _, _ = out
+            _, s, e, ind, _, _, _, _, inv = out
             if need_dx:
                 if act[0] == "dense":
                     dx = np.empty_like(act[1])
-                    KN.dx_active_dense(layer.P, s, e, ind, grad, dx)
+                    with one_thread_if_small(len(ind) * layer.n_in):
+                        KN.dx_active_dense(layer.P, s, e, ind, grad, dx)
                 else:
                     _, xs, xe, xi, xv = act
                     dx = np.empty_like(xv)
                     KN.dx_active_ragged(layer.P, s, e, ind, grad, xs, xe, xi, dx)
             t1 = time.perf_counter()
-            rows, rptr, rpos, rsam = KN.inverse_map(s, e, ind, layer.n_out)
+            rows, rptr, rpos, rsam = inv  # from the forward pass
             if layer.lsh:
                 layer.dirty[rows] = True
             # dense Adam: a neuron skipped by the batches since its last step
@@ -607,18 +619,21 @@ rerank, sketch_dim :
             if layer.lsh:
                 self.flops += _CATCH_UP_COST * len(rows) * (layer.n_in + 1)
             F = self._catch_up_table(self.t) if layer.lsh else _NO_STEPS
+            small = one_thread_if_small((len(rows) + len(rpos)) * layer.n_in)
             if act[0] == "dense":
-                KN.adam_rows_dense_src(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
-                                       rows, rptr, rpos, rsam, grad, act[1], alpha, lr_t,
-                                       _B1, _B2, _EPS, nc, last, self.t, F)
+                with small:
+                    KN.adam_rows_dense_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
+                                           layer.Vb, rows, rptr, rpos, rsam, grad, act[1],
+                                           alpha, lr_t, _B1, _B2, _EPS, nc, last, self.t, F)
             else:
-                if layer.lsh:
-                    KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb, layer.Vb,
-                                     rows, last, self.t, F, _B1, _B2, _EPS)
                 _, xs, xe, xi, xv = act
-                KN.adam_rows_ragged_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
-                                        layer.Vb, rows, rptr, rpos, rsam, grad, xs, xe, xi,
-                                        xv, alpha, lr_t, _B1, _B2, _EPS, nc)
+                with small:
+                    if layer.lsh:
+                        KN.adam_catch_up(layer.P, layer.M, layer.V, layer.b, layer.Mb,
+                                         layer.Vb, rows, last, self.t, F, _B1, _B2, _EPS)
+                    KN.adam_rows_ragged_src(layer.P, layer.M, layer.V, layer.b, layer.Mb,
+                                            layer.Vb, rows, rptr, rpos, rsam, grad, xs, xe,
+                                            xi, xv, alpha, lr_t, _B1, _B2, _EPS, nc)
             self._updated += len(rows) * (layer.n_in + 1)
         else:
             gb = grad.sum(axis=0, dtype=np.float64).astype(np.float32)[None, :]
@@ -634,17 +649,20 @@ rerank, sketch_dim :
                 _, xs, xe, xi, xv = act
                 if need_dx:
                     dx = np.empty_like(xv)
-                    KN.dx_dense_ragged(layer.P, grad, xs, xe, xi, dx)
+                    with one_thread_if_small(len(xv) * layer.n_out):
+                        KN.dx_dense_ragged(layer.P, grad, xs, xe, xi, dx)
                 t1 = time.perf_counter()
                 rows, rptr, rpos, rsam = KN.inverse_map(xs, xe, xi, layer.n_in)
                 self._cols_seen = len(rows)  # for _count: the input columns seen
                 empty = np.zeros(0, dtype=np.float32)
-                KN.adam_rows_dense_src(layer.P, layer.M, layer.V, empty, empty, empty,
-                                       rows, rptr, rpos, rsam, xv, grad, alpha, lr_t,
-                                       _B1, _B2, _EPS, nc, _NO_ROWS, self.t, _NO_STEPS)
+                with one_thread_if_small((len(rows) + len(rpos)) * layer.n_out):
+                    KN.adam_rows_dense_src(layer.P, layer.M, layer.V, empty, empty, empty,
+                                           rows, rptr, rpos, rsam, xv, grad, alpha, lr_t,
+                                           _B1, _B2, _EPS, nc, _NO_ROWS, self.t, _NO_STEPS)
                 self._updated += len(rows) * layer.n_out
-            KN.adam_dense(layer.b[None, :], gb, layer.Mb[None, :], layer.Vb[None, :], 0.0,
-                          lr_t, _B1, _B2, _EPS)
+            with one_thread_if_small(layer.n_out):
+                KN.adam_dense(layer.b[None, :], gb, layer.Mb[None, :], layer.Vb[None, :], 0.0,
+                              lr_t, _B1, _B2, _EPS)
             self._updated += layer.n_out
         t2 = time.perf_counter()
         self.times["backward"] += t1 - t0
@@ -660,6 +678,18 @@ rerank, sketch_dim :
 
     _updated = 0.0
     _cols_seen = 0  # input columns of a ragged batch, counted by the backward pass
+
+    def uses_blas(self, sparse_input):
+        """Whether training multiplies dense matrices with BLAS: a dense layer
+        over a dense input (the network's, unless ``sparse_input``, or a dense
+        layer's output). LSH layers, and dense layers over a sparse input or
+        over an LSH layer's active set, run in the compiled kernels."""
+        dense_in = not sparse_input
+        for layer in self.layers:
+            if not layer.lsh and dense_in:
+                return True
+            dense_in = not layer.lsh
+        return False
 
     def penalty(self):
         """``0.5 * sum ||W||^2`` over the layers (the L2 term before scaling)."""
@@ -688,7 +718,7 @@ rerank, sketch_dim :
                 n_rows = layer.n_in
             back = 2.0 if i else 1.0  # weight gradient (+ input gradient past layer 0)
             if out[0] == "active":
-                _, s, e, _, _, _, examined, _ = out
+                _, s, e, _, _, _, examined, _, _ = out
                 out_cnt = (e - s).astype(np.float64)
                 fam = layer.family
                 cost = fam.cost(in_cnt + 1)  # +1: the bias coordinate

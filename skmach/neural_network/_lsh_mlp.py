@@ -437,9 +437,19 @@ default="auto"
         Y = enc[rows]
         return Y.indptr.astype(np.int64), Y.indices.astype(np.int64)
 
-    def _threads(self):
+    def _threads(self, X=None):
+        """Numba's and BLAS's thread limits for a fit on ``X`` (or a prediction).
+
+        BLAS gets ``n_jobs`` threads only where training multiplies dense
+        matrices with it (a dense layer over a dense input); elsewhere, and
+        in prediction, its products are small (sketches) and one thread:
+        OpenBLAS's idle workers spin after each call and would take the cores
+        from the parallel kernels (MNIST at 2 threads: 1.1-1.9 s per epoch
+        with BLAS at 2 threads, 0.8 s at 1, ``lsh_mlp_notes.md``).
+        """
         n = n_threads_for(self.n_jobs)
-        return numba_threads(n), threadpool_limits(n, user_api="blas")
+        blas = n if X is not None and self._net.uses_blas(sp.issparse(X)) else 1
+        return numba_threads(n), threadpool_limits(blas, user_api="blas")
 
     # ------------------------------------------------------------------ #
     # Training
@@ -451,7 +461,7 @@ default="auto"
         bs = min(self.batch_size, n)
         total = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
-        nt, bl = self._threads()
+        nt, bl = self._threads(X)
         with nt, bl:
             for start in range(0, n, bs):
                 rows = order[start:start + bs]

@@ -32,3 +32,19 @@ def test_numba_threads_follow_n_jobs_and_are_restored():
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     assert numba.get_num_threads() == before
     assert kernels.n_threads_for(None) == 1
+
+
+def test_small_kernels_run_on_one_thread_and_threads_are_restored():
+    with kernels.numba_threads(2):
+        n = numba.get_num_threads()
+        with kernels.one_thread_if_small(kernels.MIN_PARALLEL_WORK - 1):
+            assert numba.get_num_threads() == 1
+        assert numba.get_num_threads() == n
+        with kernels.one_thread_if_small(kernels.MIN_PARALLEL_WORK):
+            assert numba.get_num_threads() == n
+        try:
+            with kernels.one_thread_if_small(0):
+                raise KeyError
+        except KeyError:
+            pass
+        assert numba.get_num_threads() == n

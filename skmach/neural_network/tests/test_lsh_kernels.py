@@ -39,6 +39,20 @@ def test_forward_kernels_match_reference(case):
     z = np.full(len(ind), np.nan, dtype=np.float32)
     KN.fwd_active_dense_in(W, b, X, s, e, ind, z)
     np.testing.assert_allclose(z, KN.fwd_active_dense_in_ref(W, b, X, s, e, ind), rtol=1e-5)
+    # neuron by neuron (training): every slot written, the same sums bit for bit
+    inv = KN.inverse_map(s, e, ind, W.shape[0])
+    for n_chunks in (1, 3):
+        zr = np.full(len(ind), np.nan, dtype=np.float32)
+        KN.fwd_active_by_row(W, b, X, *inv, n_chunks, zr)
+        np.testing.assert_array_equal(zr, z)
+    # and with rows long enough for the sums to be vectorised
+    W2 = rng.normal(size=(40, 130)).astype(np.float32)
+    X2 = rng.normal(size=(6, 130)).astype(np.float32)
+    s2, e2, ind2, _ = _ragged(rng, 6, 40, 12)
+    z2, zr2 = (np.full(len(ind2), np.nan, dtype=np.float32) for _ in range(2))
+    KN.fwd_active_dense_in(W2, b[:1].repeat(40), X2, s2, e2, ind2, z2)
+    KN.fwd_active_by_row(W2, b[:1].repeat(40), X2, *KN.inverse_map(s2, e2, ind2, 40), 2, zr2)
+    np.testing.assert_array_equal(zr2, z2)
     KN.fwd_active_ragged_in(W, b, s, e, ind, xs, xe, xi, xv, z)
     np.testing.assert_allclose(z, KN.fwd_active_ragged_in_ref(W, b, s, e, ind, xs, xe, xi, xv),
                                rtol=1e-5, atol=1e-6)

@@ -143,8 +143,13 @@ def test_bad_inputs():
 
 
 
+@pytest.mark.parametrize("min_work", [0, None])
 @pytest.mark.parametrize("rerank", [0, 4])
-def test_same_model_whatever_n_jobs(rerank):
+def test_same_model_whatever_n_jobs(rerank, min_work, monkeypatch):
+    import skmach._kernels
+
+    if min_work is not None:  # every kernel parallel, however small (else: all serial here)
+        monkeypatch.setattr(skmach._kernels, "MIN_PARALLEL_WORK", min_work)
     X, y = _blobs(n=120)
     kw = {**SMALL, "n_epochs": 2, "lsh_layers": "all", "active_budget": 2, "rerank": rerank}
     a = LSHSparseMLPClassifier(**kw, n_jobs=1).fit(X, y)
@@ -296,3 +301,29 @@ def test_rerank_changes_nothing_without_an_lsh_first_layer():
     assert b._net.layers[0].__dict__.get("sketch") is None
     for la, lb in zip(a._net.layers, b._net.layers):
         np.testing.assert_array_equal(la.W, lb.W)
+
+
+@pytest.mark.parametrize("lsh_layers, hidden, sparse, blas", [
+    ("none", (16,), False, True),       # dense layers over a dense input: BLAS products
+    ("none", (16,), True, True),        # the hidden layer's output is dense: BLAS again
+    ("hidden", (16,), False, False),    # LSH hidden layer, dense output over its active set
+    ("output", (16,), True, False),     # dense first layer over sparse input, LSH output
+    ("output", (16,), False, True),     # dense first layer over a dense input
+    ("output", (16, 16), True, True),   # a dense hidden layer over a dense one
+])
+def test_blas_threads_only_where_training_multiplies_dense_matrices(lsh_layers, hidden, sparse,
+                                                                    blas):
+    from threadpoolctl import threadpool_info
+
+    X, y = _blobs(n=60)
+    X = sp.csr_matrix(X) if sparse else X
+    kw = {**SMALL, "n_epochs": 1, "lsh_layers": lsh_layers, "hidden_layer_sizes": hidden}
+    clf = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
+    assert clf._net.uses_blas(sparse) is blas
+    nt, bl = clf._threads(X)
+    with nt, bl:
+        counts = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    if counts:  # a BLAS that threadpoolctl can see
+        assert counts == ({min(2, max(counts))} if blas else {1})
+    with clf._threads()[1]:  # prediction: one BLAS thread
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
