@@ -320,19 +320,27 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
     """Adam step of row ``r``, after the catch-up ``(cu_lr, d1, d2)`` of its
     skipped steps (:func:`_catch_up_factors`; ``(0, 1, 1)``: none)."""
     Pr, Mr, Vr = P[r], M[r], V[r]
-    for j in range(P.shape[1]):
-        # the catch-up of adam_catch_up, written out: through a helper call
-        # the loop no longer vectorises (3x slower here, 7x in adam_catch_up)
-        if cu_lr > 0:
+    if cu_lr > 0:
+        for j in range(P.shape[1]):
+            # the catch-up of adam_catch_up, written out: through a helper call
+            # the loop no longer vectorises (3x slower here, 7x in adam_catch_up)
             Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps)
             Mr[j] *= d1
             Vr[j] *= d2
-        gj = g[j] + alpha * Pr[j]
-        m = b1 * Mr[j] + (1 - b1) * gj
-        v = b2 * Vr[j] + (1 - b2) * gj * gj
-        Mr[j] = m
-        Vr[j] = v
-        Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
+            gj = g[j] + alpha * Pr[j]
+            m = b1 * Mr[j] + (1 - b1) * gj
+            v = b2 * Vr[j] + (1 - b2) * gj * gj
+            Mr[j] = m
+            Vr[j] = v
+            Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
+    else:  # the same step without the catch-up: a loop without a branch
+        for j in range(P.shape[1]):
+            gj = g[j] + alpha * Pr[j]
+            m = b1 * Mr[j] + (1 - b1) * gj
+            v = b2 * Vr[j] + (1 - b2) * gj * gj
+            Mr[j] = m
+            Vr[j] = v
+            Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
 
 
 @njit(**_FAST)
@@ -401,9 +409,19 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
     has_bias = bias.shape[0] > 0
     catch_up = last.shape[0] > 0
     bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
+    # scattered rows (a sparse input's columns): fetch them ahead; rows that
+    # cover much of the layer come in runs the hardware prefetcher follows
+    # (first layer of debian-paths, 8% of the rows: 2.4 -> 2.1 ms per batch;
+    # its output layer, 60%: no gain)
+    scattered = 4 * len(rows) < P.shape[0]
     for c in prange(n_chunks):
         g = np.empty(k, dtype=np.float32)
         for t in range(bounds[c], bounds[c + 1]):
+            if scattered and t + DISTANCE < bounds[c + 1]:
+                r2 = rows[t + DISTANCE]
+                prefetch_row(P, r2)
+                prefetch_row(M, r2)
+                prefetch_row(V, r2)
             r = rows[t]
             for j in range(k):
                 g[j] = 0.0
