@@ -320,27 +320,20 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
     """Adam step of row ``r``, after the catch-up ``(cu_lr, d1, d2)`` of its
     skipped steps (:func:`_catch_up_factors`; ``(0, 1, 1)``: none)."""
     Pr, Mr, Vr = P[r], M[r], V[r]
-    if cu_lr > 0:
+    if cu_lr > 0:  # its own loop: the step's loop below then has no branch
         for j in range(P.shape[1]):
             # the catch-up of adam_catch_up, written out: through a helper call
             # the loop no longer vectorises (3x slower here, 7x in adam_catch_up)
             Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps)
             Mr[j] *= d1
             Vr[j] *= d2
-            gj = g[j] + alpha * Pr[j]
-            m = b1 * Mr[j] + (1 - b1) * gj
-            v = b2 * Vr[j] + (1 - b2) * gj * gj
-            Mr[j] = m
-            Vr[j] = v
-            Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
-    else:  # the same step without the catch-up: a loop without a branch
-        for j in range(P.shape[1]):
-            gj = g[j] + alpha * Pr[j]
-            m = b1 * Mr[j] + (1 - b1) * gj
-            v = b2 * Vr[j] + (1 - b2) * gj * gj
-            Mr[j] = m
-            Vr[j] = v
-            Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
+    for j in range(P.shape[1]):
+        gj = g[j] + alpha * Pr[j]
+        m = b1 * Mr[j] + (1 - b1) * gj
+        v = b2 * Vr[j] + (1 - b2) * gj * gj
+        Mr[j] = m
+        Vr[j] = v
+        Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
 
 
 @njit(**_FAST)
