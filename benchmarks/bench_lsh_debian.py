@@ -49,7 +49,7 @@ N_TRAIN, N_TEST = 1_198_250, 299_562
 
 #: chosen on a validation split of the training file (notes: lsh_mlp_notes.md)
 LSH_OUTPUT = dict(lsh_layers="output", hash_family="dwta", n_tables=50, n_bits=4,
-                  active_budget=0.01, selection="sample")
+                  active_budget=0.01, selection="sample", hard_negatives=32)
 #: learning rate of both models, chosen the same way
 LEARNING_RATE = 0.005
 
@@ -97,6 +97,7 @@ def main():
     ap.add_argument("--n-bits", type=int, default=LSH_OUTPUT["n_bits"])
     ap.add_argument("--active-budget", type=float, default=LSH_OUTPUT["active_budget"])
     ap.add_argument("--selection", default=LSH_OUTPUT["selection"])
+    ap.add_argument("--hard-negatives", type=int, default=LSH_OUTPUT["hard_negatives"])
     ap.add_argument("--dense-max-rows", type=int, default=None,
                     help="time the dense model on one epoch over this many rows and "
                          "scale (no P@1)")
@@ -129,7 +130,8 @@ def main():
     common = network_params(args.epochs, args.batch_size, args.seed)
     lsh = dict(common, lsh_layers="output", hash_family=args.hash_family,
                n_tables=args.n_tables, n_bits=args.n_bits, active_budget=args.active_budget,
-               selection=args.selection, learning_rate=args.lsh_lr)
+               selection=args.selection, hard_negatives=args.hard_negatives,
+               learning_rate=args.lsh_lr)
     dense = dict(common, lsh_layers="none", learning_rate=args.dense_lr)
     rows = [run_ours(f"LSH output ({args.active_budget:.1%} active)", lsh, X, Y, Xte, Yte,
                      multilabel=True, threads=args.threads)]
@@ -189,6 +191,7 @@ def main():
           f"Numba, n_jobs); each model first fitted untimed for one epoch on {WARM_UP_ROWS} paths "
           f"(Numba compiles its kernels then). LSH output: {args.hash_family}, L={args.n_tables} tables, "
           f"K={args.n_bits}, budget {args.active_budget:.1%}, selection {args.selection}, "
+          f"{args.hard_negatives} hard negatives remembered per label, "
           f"learning rate {args.lsh_lr}; dense: learning rate {args.dense_lr}.\n\n"
           + markdown_table(rows + ctx, cols) + "\n"
           + ratio + est_note

@@ -119,7 +119,7 @@ def install_oracle(variant, seed=0):
         fm = np.zeros((n, n_cand), dtype=np.bool_)
         no = np.zeros(n + 1, dtype=np.int64)
         _base.KT.query_select(layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand,
-                              0, no, no[:0], _base.KT.SEL_TOPK, 0, False, seeds,
+                              0, no, no[:0], no[:-1], _base.KT.SEL_TOPK, 0, False, seeds,
                               layer.pad_perm, 1, idx, cnt, fm, *z)
         Zc = np.einsum("ijk,ik->ij", layer.P[idx], H) + layer.b[idx]
         Zc[np.arange(n_cand)[None, :] >= cnt[:, None]] = -np.inf

@@ -250,13 +250,16 @@ def _uniform(state):
 
 
 @njit(**PARALLEL)
-def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
+def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fpos,
                  selection, threshold, train, seeds, pad_perm, n_chunks,
                  idx, cnt, fmask, examined, distinct, n_sel):
     """Active sets of ``n`` samples from their bucket ids ``qb`` ``(n, L)``.
 
+    The neurons ``flab[fptr[i]:fptr[i+1]]`` are forced into sample ``i``'s
+    set: its first ``fpos[i]`` are its positives (true labels), the rest
+    negatives chosen by the caller (e.g. the labels' hard negatives).
     Writes ``idx[i, :cnt[i]]`` (neurons), ``fmask`` (slot holds a forced
-    neuron ``flab[fptr[i]:fptr[i+1]]``), ``examined[i]`` (bucket entries
+    positive), ``examined[i]`` (bucket entries
     visited), ``distinct[i]`` (distinct neurons retrieved) and ``n_sel[i]``
     (slots filled before the padding: ``idx[i, n_sel[i]:cnt[i]]`` are the
     padding neurons, a uniform draw among the ones not selected).
@@ -267,6 +270,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     for ch in prange(n_chunks):
         score = np.zeros(n_out, dtype=np.int32)
+        pos = np.zeros(n_out, dtype=np.bool_)  # forced positives of the sample
         cand = np.empty(n_out + 1, dtype=np.int32)  # +1: written before counted
         hist = np.zeros(L + 2, dtype=np.int64)
         state = np.zeros(1, dtype=np.uint64)
@@ -282,6 +286,8 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                     cand[nc] = o
                     nc += 1
                 score[o] = FORCED
+                if u < fptr[i] + fpos[i]:
+                    pos[o] = True
             ex = 0
             for t in range(L):
                 k = t * n_buckets + qb[i, t]
@@ -319,7 +325,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                 for c in range(nc):
                     o = cand[c]
                     idx[i, w] = o
-                    fmask[i, w] = score[o] == FORCED
+                    fmask[i, w] = pos[o]
                     w += 1
                 if train and nc > 0 and (nc == keep or hist[1] > 0):
                     _uniform(state)
@@ -329,7 +335,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                 for c in range(nc):
                     o = cand[c]
                     idx[i, w] = o
-                    fmask[i, w] = score[o] == FORCED
+                    fmask[i, w] = pos[o]
                     if score[o] != FORCED:
                         _uniform(state)
                     w += 1
@@ -354,7 +360,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                         if keys[c] <= kth and w < take:
                             o = cand[c]
                             idx[i, w] = o
-                            fmask[i, w] = score[o] == FORCED
+                            fmask[i, w] = pos[o]
                             w += 1
             else:
                 # threshold score from the histogram (counts > 0)
@@ -376,7 +382,7 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                     o = cand[c]
                     if score[o] > thr:
                         idx[i, w] = o
-                        fmask[i, w] = score[o] == FORCED
+                        fmask[i, w] = pos[o]
                         w += 1
                 if rem > 0:
                     start = int(_uniform(state) * nc) if train else 0
@@ -387,12 +393,14 @@ def query_select(ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab,
                         o = cand[c if c < nc else c - nc]
                         if score[o] == thr:
                             idx[i, w] = o
-                            fmask[i, w] = thr == FORCED
+                            fmask[i, w] = pos[o]
                             w += 1
                             rem -= 1
             # mark selected, reset the others
             for c in range(nc):
                 score[cand[c]] = 0
+            for u in range(fptr[i], fptr[i + 1]):
+                pos[flab[u]] = False
             for c in range(w):
                 score[idx[i, c]] = 1
             n_sel[i] = w
@@ -438,6 +446,121 @@ def query_select_ref(tables, qb, n_buckets, n_out, budget, fptr, flab, L):
             out.append((above, ties, keep - len(above)))
         ex.append(e)
     return out, np.array(ex)
+
+
+# --------------------------------------------------------------------------
+# Hard negatives per label (an LSH output layer's memory of its confusions)
+# --------------------------------------------------------------------------
+@njit(**SERIAL)
+def with_hard_negatives(fptr, flab, neg_ids, max_neg, out_ptr, out_lab, seen):
+    """Each sample's forced neurons: its labels ``flab[fptr[i]:fptr[i+1]]``,
+    then the remembered hard negatives of each label (``neg_ids[l]``,
+    entries ``>= 0``), without repeats, at most ``max_neg`` of them (the
+    first ones, label by label). Fills ``out_ptr`` (``n + 1``) and
+    ``out_lab`` (room for ``len(flab) * (1 + neg_ids.shape[1])``); ``seen``
+    is an all-False scratch array of one flag per neuron (left all False).
+    """
+    n = len(fptr) - 1
+    m = neg_ids.shape[1]
+    w = 0
+    out_ptr[0] = 0
+    for i in range(n):
+        start = w
+        for u in range(fptr[i], fptr[i + 1]):
+            o = flab[u]
+            if not seen[o]:
+                seen[o] = True
+                out_lab[w] = o
+                w += 1
+        stop = w + max_neg
+        for u in range(fptr[i], fptr[i + 1]):
+            row = neg_ids[flab[u]]
+            for k in range(m):
+                o = row[k]
+                if o >= 0 and not seen[o] and w < stop:
+                    seen[o] = True
+                    out_lab[w] = o
+                    w += 1
+        for v in range(start, w):
+            seen[out_lab[v]] = False
+        out_ptr[i + 1] = w
+
+
+def with_hard_negatives_ref(fptr, flab, neg_ids, max_neg):
+    """NumPy reference of :func:`with_hard_negatives`: one list per sample."""
+    out = []
+    for i in range(len(fptr) - 1):
+        lab = list(dict.fromkeys(int(o) for o in flab[fptr[i]:fptr[i + 1]]))
+        neg = [int(o) for l in lab for o in neg_ids[l] if o >= 0 and o not in lab]
+        out.append(lab + list(dict.fromkeys(neg))[:max_neg])
+    return out
+
+
+@njit(**SERIAL)
+def record_hard_negatives(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt):
+    """Remember, for each label of each sample, the sample's ``top`` negatives
+    with the largest logits ``z`` among its active slots ``s[i]:e[i]``
+    (``fmask``: the slot holds a positive).
+
+    Each label keeps ``m = neg_ids.shape[1]`` negatives by the space-saving
+    rule (Metwally et al., 2005): a negative already listed gains a count; a
+    new one takes the slot with the smallest count (the first such slot) and
+    that count plus one. The most frequent confusions of a label stay
+    listed, whatever the order they come in. Samples in order: deterministic.
+    """
+    m = neg_ids.shape[1]
+    best_o = np.empty(top, dtype=np.int64)
+    best_z = np.empty(top, dtype=np.float32)
+    for i in range(len(s)):
+        nb = 0
+        for p in range(s[i], e[i]):
+            if fmask[p]:
+                continue
+            v = z[p]
+            if nb < top:
+                q = nb
+                nb += 1
+            elif v > best_z[nb - 1]:
+                q = nb - 1
+            else:
+                continue
+            while q > 0 and best_z[q - 1] < v:  # insertion, largest first
+                best_z[q] = best_z[q - 1]
+                best_o[q] = best_o[q - 1]
+                q -= 1
+            best_z[q] = v
+            best_o[q] = ind[p]
+        for u in range(pptr[i], pptr[i + 1]):
+            ids = neg_ids[plab[u]]
+            cnt = neg_cnt[plab[u]]
+            for b in range(nb):
+                o = best_o[b]
+                k_min = 0
+                found = False
+                for k in range(m):
+                    if ids[k] == o:
+                        cnt[k] += 1
+                        found = True
+                        break
+                    if cnt[k] < cnt[k_min]:
+                        k_min = k
+                if not found:
+                    ids[k_min] = o
+                    cnt[k_min] += 1
+
+
+def record_hard_negatives_ref(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt):
+    """NumPy reference of :func:`record_hard_negatives` (in place)."""
+    for i in range(len(s)):
+        slots = [p for p in range(s[i], e[i]) if not fmask[p]]
+        slots = sorted(slots, key=lambda p: -z[p])[:top]  # stable: first of ties
+        for lab in plab[pptr[i]:pptr[i + 1]]:
+            ids, cnt = neg_ids[lab], neg_cnt[lab]
+            for p in slots:
+                hit = np.flatnonzero(ids == ind[p])
+                k = hit[0] if len(hit) else int(np.argmin(cnt))
+                ids[k] = ind[p]
+                cnt[k] += 1
 
 
 # --------------------------------------------------------------------------

@@ -310,15 +310,42 @@ def _catch_up_factors(last, step, F, b1, b2):
     decays ``b1**k`` of ``m`` and ``b2**k`` of ``v``."""
     k = step - last - 1
     if k <= 0:
-        return 0.0, 1.0, 1.0
+        return np.float32(0.0), np.float32(1.0), np.float32(1.0)
     q = b1 / np.sqrt(b2)
-    return F[last] - q ** k * F[step - 1], b1 ** k, b2 ** k
+    return (np.float32(F[last] - q ** k * F[step - 1]), np.float32(b1 ** k),
+            np.float32(b2 ** k))
 
 
 @njit(**_FAST_SERIAL)
-def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
+def _f32(alpha, lr_t, b1, b2, eps):
+    """Adam's scalars in single precision (the arithmetic of the steps), with
+    ``1 - b1`` and ``1 - b2`` rounded from double precision (in single
+    precision ``1 - 0.999`` keeps only 4 correct digits)."""
+    return (np.float32(alpha), np.float32(lr_t), np.float32(b1), np.float32(b2),
+            np.float32(eps), np.float32(1 - b1), np.float32(1 - b2))
+
+
+@njit(**_FAST_SERIAL)
+def _adam_scalar(p, m_, v_, r, g, lr_t, b1, b2, eps, c1, c2):
+    """Adam step of the scalar ``p[r]`` (a bias) with gradient ``g``."""
+    m = b1 * m_[r] + c1 * g
+    v = b2 * v_[r] + c2 * g * g
+    m_[r] = m
+    v_[r] = v
+    p[r] -= lr_t * m / (np.sqrt(v) + eps)
+
+
+@njit(**_FAST_SERIAL)
+def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, c1, c2, cu_lr, d1, d2):
     """Adam step of row ``r``, after the catch-up ``(cu_lr, d1, d2)`` of its
-    skipped steps (:func:`_catch_up_factors`; ``(0, 1, 1)``: none)."""
+    skipped steps (:func:`_catch_up_factors`; ``(0, 1, 1)``: none);
+    ``c1 = 1 - b1``, ``c2 = 1 - b2``.
+
+    The arithmetic is single precision, as the parameters' (the callers pass
+    the scalars through :func:`_f32`: float64 scalars would promote every
+    operation, and float64 square roots and divisions take twice the time;
+    MNIST's hidden layer, 997 rows of 784: 1.74 -> 1.05 ms per step).
+    """
     Pr, Mr, Vr = P[r], M[r], V[r]
     if cu_lr > 0:  # its own loop: the step's loop below then has no branch
         for j in range(P.shape[1]):
@@ -329,8 +356,8 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2):
             Vr[j] *= d2
     for j in range(P.shape[1]):
         gj = g[j] + alpha * Pr[j]
-        m = b1 * Mr[j] + (1 - b1) * gj
-        v = b2 * Vr[j] + (1 - b2) * gj * gj
+        m = b1 * Mr[j] + c1 * gj
+        v = b2 * Vr[j] + c2 * gj * gj
         Mr[j] = m
         Vr[j] = v
         Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
@@ -354,6 +381,7 @@ def adam_catch_up(P, M, V, bias, Mb, Vb, rows, last, t, F, b1, b2, eps):
     :func:`adam_rows_dense_src` does the same, fused, given ``last``.
     """
     has_bias = bias.shape[0] > 0
+    eps32 = np.float32(eps)  # single-precision arithmetic (see _adam_row)
     for u in prange(len(rows)):
         r = rows[u]
         cu_lr, d1, d2 = _catch_up_factors(last[r], t, F, b1, b2)
@@ -362,11 +390,11 @@ def adam_catch_up(P, M, V, bias, Mb, Vb, rows, last, t, F, b1, b2, eps):
             continue
         Pr, Mr, Vr = P[r], M[r], V[r]
         for j in range(P.shape[1]):
-            Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps)
+            Pr[j] -= cu_lr * Mr[j] / (np.sqrt(Vr[j]) + eps32)
             Mr[j] *= d1
             Vr[j] *= d2
         if has_bias:
-            _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps)
+            _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps32)
 
 
 @njit(**_FAST_SERIAL)
@@ -401,6 +429,8 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
     k = P.shape[1]
     has_bias = bias.shape[0] > 0
     catch_up = last.shape[0] > 0
+    # single-precision arithmetic (see _adam_row)
+    a32, lr32, b1_32, b2_32, eps32, c1, c2 = _f32(alpha, lr_t, b1, b2, eps)
     bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
     # scattered rows (a sparse input's columns): fetch them ahead; rows that
     # cover much of the layer come in runs the hardware prefetcher follows
@@ -425,19 +455,15 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
                 gb += a
                 for j in range(k):
                     g[j] += a * Di[j]
-            cu_lr, d1, d2 = 0.0, 1.0, 1.0
+            cu_lr, d1, d2 = np.float32(0.0), np.float32(1.0), np.float32(1.0)
             if catch_up:
                 cu_lr, d1, d2 = _catch_up_factors(last[r], step, F, b1, b2)
                 last[r] = step
-            _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, cu_lr, d1, d2)
+            _adam_row(P, M, V, r, g, a32, lr32, b1_32, b2_32, eps32, c1, c2, cu_lr, d1, d2)
             if has_bias:
                 if cu_lr > 0:
-                    _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps)
-                m = b1 * Mb[r] + (1 - b1) * gb
-                v = b2 * Vb[r] + (1 - b2) * gb * gb
-                Mb[r] = m
-                Vb[r] = v
-                bias[r] -= lr_t * m / (np.sqrt(v) + eps)
+                    _catch_up_bias(bias, Mb, Vb, r, cu_lr, d1, d2, eps32)
+                _adam_scalar(bias, Mb, Vb, r, gb, lr32, b1_32, b2_32, eps32, c1, c2)
 
 
 @njit(**_FAST)
@@ -452,6 +478,7 @@ def adam_rows_ragged_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef,
     """
     k = P.shape[1]
     has_bias = bias.shape[0] > 0
+    a32, lr32, b1_32, b2_32, eps32, c1, c2 = _f32(alpha, lr_t, b1, b2, eps)  # see _adam_row
     bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
     for c in prange(n_chunks):
         g = np.zeros(k, dtype=np.float32)
@@ -475,33 +502,31 @@ def adam_rows_ragged_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef,
                         nc += 1
             for u in range(nc):
                 j = cols[u]
-                gj = g[j] + alpha * Pr[j]
-                m = b1 * Mr[j] + (1 - b1) * gj
-                v = b2 * Vr[j] + (1 - b2) * gj * gj
+                gj = g[j] + a32 * Pr[j]
+                m = b1_32 * Mr[j] + c1 * gj
+                v = b2_32 * Vr[j] + c2 * gj * gj
                 Mr[j] = m
                 Vr[j] = v
-                Pr[j] -= lr_t * m / (np.sqrt(v) + eps)
+                Pr[j] -= lr32 * m / (np.sqrt(v) + eps32)
                 g[j] = 0.0
                 seen[j] = False
             if has_bias:
-                m = b1 * Mb[r] + (1 - b1) * gb
-                v = b2 * Vb[r] + (1 - b2) * gb * gb
-                Mb[r] = m
-                Vb[r] = v
-                bias[r] -= lr_t * m / (np.sqrt(v) + eps)
+                _adam_scalar(bias, Mb, Vb, r, gb, lr32, b1_32, b2_32, eps32, c1, c2)
 
 
 @njit(**_FAST)
 def adam_dense(P, G, M, V, alpha, lr_t, b1, b2, eps):
-    """In-place Adam on a whole 2-D parameter, gradient ``G + alpha * P``."""
+    """In-place Adam on a whole 2-D parameter, gradient ``G + alpha * P``
+    (single-precision arithmetic, see :func:`_adam_row`)."""
+    a32, lr32, b1_32, b2_32, eps32, c1, c2 = _f32(alpha, lr_t, b1, b2, eps)  # see _adam_row
     for r in prange(P.shape[0]):
         for j in range(P.shape[1]):
-            gj = G[r, j] + alpha * P[r, j]
-            m = b1 * M[r, j] + (1 - b1) * gj
-            v = b2 * V[r, j] + (1 - b2) * gj * gj
+            gj = G[r, j] + a32 * P[r, j]
+            m = b1_32 * M[r, j] + c1 * gj
+            v = b2_32 * V[r, j] + c2 * gj * gj
             M[r, j] = m
             V[r, j] = v
-            P[r, j] -= lr_t * m / (np.sqrt(v) + eps)
+            P[r, j] -= lr32 * m / (np.sqrt(v) + eps32)
 
 
 def adam_ref(P, G, M, V, alpha, lr_t, b1, b2, eps):

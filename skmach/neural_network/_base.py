@@ -31,6 +31,8 @@ _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 _ADAM_COST = 4.0
 #: operations per parameter of a momentum catch-up (two decays and a step)
 _CATCH_UP_COST = 3.0
+#: negatives a training sample reports to its labels' lists (the largest logits)
+_HARD_PER_SAMPLE = 16
 _NO_ROWS = np.zeros(0, dtype=np.int64)  # no catch-up (input rows: zero gradient)
 _NO_STEPS = np.zeros(0, dtype=np.float64)  # its (unused) step-size table
 #: buckets per table at most (2**15); wider codes are folded
@@ -131,8 +133,9 @@ rerank, sketch_dim :
                  selection="topk", threshold=2, min_active=1.0, padding_weight="importance",
                  bucket_size=128,
                  rebuild_interval=50, rebuild_decay=0.1, alpha=1e-4, learning_rate=1e-3,
-                 rerank=0, sketch_dim=32, rng=None, n_threads=1):
+                 rerank=0, sketch_dim=32, hard_negatives=0, rng=None, n_threads=1):
         self.rng = np.random.default_rng(rng)
+        self.hard_negatives = int(hard_negatives)
         self.rerank = int(rerank)
         self.sketch_dim = int(sketch_dim)
         self.selection = KT.SELECTIONS[selection]
@@ -163,6 +166,12 @@ rerank, sketch_dim :
                 layer.dirty = np.zeros(n_out, dtype=bool)
                 self._build(layer)
             self.layers.append(layer)
+        out = self.layers[-1]
+        out.neg_ids = out.neg_cnt = None
+        if out.lsh and self.hard_negatives > 0:
+            # each label's remembered hard negatives (record_hard_negatives)
+            out.neg_ids = np.full((out.n_out, self.hard_negatives), -1, dtype=np.int32)
+            out.neg_cnt = np.zeros((out.n_out, self.hard_negatives), dtype=np.int32)
         self.t = 0
         # Schedule and accounting.
         self.n_batches = 0
@@ -375,6 +384,15 @@ rerank, sketch_dim :
             flab = np.zeros(0, dtype=np.int64)
         else:
             fptr, flab = forced
+        fpos = np.diff(fptr)  # the labels: the forced positives
+        if train and forced is not None and getattr(layer, "neg_ids", None) is not None:
+            # the labels' remembered hard negatives join them, as negatives
+            gptr = np.empty(n + 1, dtype=np.int64)
+            glab = np.empty(len(flab) * (1 + layer.neg_ids.shape[1]), dtype=np.int64)
+            # at most half the budget: the tables' candidates keep the rest
+            KT.with_hard_negatives(fptr, flab, layer.neg_ids, layer.budget // 2, gptr, glab,
+                                   self._seen(layer))
+            fptr, flab = gptr, glab[:gptr[-1]]
         max_forced = int(np.max(np.diff(fptr))) if n else 0
         rerank = getattr(layer, "sketch", None) is not None
         # re-ranked: the best candidates by collisions, then the budget's best
@@ -390,7 +408,7 @@ rerank, sketch_dim :
         if seeds is None:
             seeds = np.zeros(n, dtype=np.uint64)
         KT.query_select(layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand,
-                        n_pad, fptr, flab, self.selection, self.threshold, train, seeds,
+                        n_pad, fptr, flab, fpos, self.selection, self.threshold, train, seeds,
                         layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
                         examined, distinct, n_sel)
         if rerank:  # a first layer: nothing forced, no padding weights
@@ -410,6 +428,14 @@ rerank, sketch_dim :
     # ------------------------------------------------------------------ #
     # Forward
     # ------------------------------------------------------------------ #
+    @staticmethod
+    def _seen(layer):
+        """An all-False flag per neuron of ``layer`` (scratch, kept False)."""
+        seen = layer.__dict__.get("_seen")
+        if seen is None:
+            seen = layer._seen = np.zeros(layer.n_out, dtype=np.bool_)
+        return seen
+
     def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None):
         if z_only_active:
             s, e, ind, fm, examined, pad_start = self._select(layer, act, train, forced, seeds,
@@ -549,6 +575,10 @@ rerank, sketch_dim :
                 logw = np.log(rest / np.maximum(e - pad_start, 1))
             with one_thread_if_small(len(z)):
                 KN.softmax_ce_active(s, e, z, fm, pad_start, logw, 1.0 / n, grad, loss)
+            top = self.layers[-1]
+            if getattr(top, "neg_ids", None) is not None:
+                KT.record_hard_negatives(s, e, ind, z, fm, pptr, plab, _HARD_PER_SAMPLE,
+                                         top.neg_ids, top.neg_cnt)
         else:
             grad = np.empty_like(out[1])
             with one_thread_if_small(out[1].size):

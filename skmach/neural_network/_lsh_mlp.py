@@ -120,6 +120,23 @@ default="auto"
         layers ignore it.
     sketch_dim : int, default=32
         Dimension of the re-ranking sketch (``rerank``).
+    hard_negatives : int, default=32
+        For an LSH *output* layer: each class remembers this many hard
+        negatives, the outputs that scored highest against its training
+        samples (each sample reports the 16 largest logits among its active
+        negatives; a class keeps the most frequent by the space-saving rule),
+        and a training sample's active set holds its labels' hard negatives
+        besides its labels and what the tables retrieve, within the same
+        budget. The tables retrieve outputs similar to the sample; the
+        classes it is confused with are often not among them. On
+        debian-paths (24,288 classes, 1% active, 2 epochs) it raised test
+        P@1 from 0.916 to 0.939 (dense output: 0.946); on synthetic sets
+        (``make_extreme_classification``, 1-3 epochs) from 0.773 to 0.781
+        (10,000 classes, default settings) and from 0.493 to 0.522 (100,000
+        classes, 0.5% active). Costs ``hard_negatives`` int32 ids and counts
+        per class (for 1,000,000 classes: 256 MB) and about 0.4 ms per batch
+        of 128 on debian-paths; prediction is unchanged. 0 turns it off;
+        other layers ignore it.
     min_active : float in [0, 1], default=1.0
         Samples that retrieve fewer than ``min_active * budget`` neurons are
         padded with random ones (fixed ones at prediction, so that a sample's
@@ -258,6 +275,7 @@ default="auto"
         "collision_threshold": [Interval(Integral, 1, None, closed="left")],
         "rerank": [Interval(Integral, 0, None, closed="left")],
         "sketch_dim": [Interval(Integral, 1, None, closed="left")],
+        "hard_negatives": [Interval(Integral, 0, None, closed="left")],
         "min_active": [Interval(Real, 0, 1, closed="both")],
         "padding_weight": [StrOptions({"importance", "none"})],
         "bucket_size": [Interval(Integral, 1, None, closed="left")],
@@ -291,6 +309,7 @@ default="auto"
         collision_threshold=2,
         rerank=10,
         sketch_dim=32,
+        hard_negatives=32,
         min_active=1.0,
         padding_weight="importance",
         bucket_size=128,
@@ -320,6 +339,7 @@ default="auto"
         self.collision_threshold = collision_threshold
         self.rerank = rerank
         self.sketch_dim = sketch_dim
+        self.hard_negatives = hard_negatives
         self.min_active = min_active
         self.padding_weight = padding_weight
         self.bucket_size = bucket_size
@@ -403,6 +423,7 @@ default="auto"
             rebuild_interval=self.rebuild_interval, rebuild_decay=self.rebuild_decay,
             alpha=self.alpha, learning_rate=self.learning_rate,
             rerank=self.rerank, sketch_dim=self.sketch_dim,
+            hard_negatives=self.hard_negatives,
             rng=np.random.default_rng(rng.randint(np.iinfo(np.int32).max)),
             n_threads=n_threads_for(self.n_jobs),
         )
@@ -676,7 +697,7 @@ default="auto"
         # estimators pickled before ``padding_weight`` existed trained without
         # it, and those pickled before ``rerank`` without re-ranking
         super().__setstate__({"padding_weight": "none", "rerank": 0, "sketch_dim": 32,
-                              **state})
+                              "hard_negatives": 0, **state})
 
     def decision_function(self, X):
         """Output scores (logits) of the network.

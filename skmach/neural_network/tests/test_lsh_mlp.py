@@ -232,8 +232,10 @@ def test_a_network_pickled_before_the_catch_up_state_trains_on():
     # what an older pickle holds: no catch-up state, no padding weights
     del net.layers[-1].last_step, net.padding_weight, clf.padding_weight
     del net.rerank, clf.rerank, clf.sketch_dim
+    del clf.hard_negatives, net.layers[-1].neg_ids, net.layers[-1].neg_cnt
     old = pickle.loads(pickle.dumps(clf))
     assert old.get_params()["rerank"] == 0 and old._net.rerank == 0
+    assert old.get_params()["hard_negatives"] == 0
     layer = old._net.layers[-1]
     np.testing.assert_array_equal(layer.last_step, np.full(30, old._net.t))  # up to date
     assert old._net.padding_weight == "none"
@@ -290,6 +292,43 @@ def test_rerank_keeps_the_candidates_with_the_largest_pre_activations(sparse_X):
     np.testing.assert_array_equal(Q0, Q2)
     assert net._rerank_flops == 0.0  # nothing recomputed
     net.set_input_cache(0)
+
+
+def test_hard_negatives_are_remembered_per_label_and_trained_against():
+    X, y = _blobs(n=400, k=60, seed=5)
+    kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
+              active_budget=0.1, n_epochs=3, learning_rate=1e-2, batch_size=32,
+              random_state=0)
+    plain = LSHSparseMLPClassifier(**kw, hard_negatives=0).fit(X, y)
+    assert plain._net.layers[-1].neg_ids is None
+    # at most half the budget (6 of 60 active: 3 hard negatives) is theirs
+    capped = LSHSparseMLPClassifier(**kw).fit(X, y)  # the default, 32 remembered
+    assert capped._net.layers[-1].neg_ids.shape == (60, 32)
+    assert capped.active_fraction_[1] <= 0.1 + 1e-12
+    a = LSHSparseMLPClassifier(**kw, hard_negatives=4, n_jobs=1).fit(X, y)
+    layer = a._net.layers[-1]
+    assert layer.neg_ids.shape == (60, 4)
+    seen = np.unique(y)
+    assert (layer.neg_ids[seen] >= 0).all()  # every label seen has its list filled
+    for lab in seen:
+        assert lab not in layer.neg_ids[lab]
+        assert len(set(layer.neg_ids[lab].tolist())) == 4
+    assert a.loss_curve_ != plain.loss_curve_  # they changed the training
+    # the same model whatever n_jobs, and after a pickle the lists go on
+    b = LSHSparseMLPClassifier(**kw, hard_negatives=4, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(layer.W, b._net.layers[-1].W)
+    np.testing.assert_array_equal(layer.neg_ids, b._net.layers[-1].neg_ids)
+    import pickle
+
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c._net.layers[-1].neg_cnt, layer.neg_cnt)
+    c.partial_fit(X, y)
+    assert c._net.layers[-1].neg_cnt.sum() > layer.neg_cnt.sum()
+    # no LSH output layer: nothing to remember
+    hidden = LSHSparseMLPClassifier(**{**kw, "lsh_layers": "hidden"}, hard_negatives=4).fit(X, y)
+    assert hidden._net.layers[-1].neg_ids is None
+    with pytest.raises(ValueError, match="hard_negatives"):
+        LSHSparseMLPClassifier(hard_negatives=-1).fit(X, y)
 
 
 def test_rerank_changes_nothing_without_an_lsh_first_layer():
