@@ -474,6 +474,8 @@ def with_hard_negatives(fptr, flab, neg_ids, max_neg, out_ptr, out_lab, seen):
                 w += 1
         stop = w + max_neg
         for u in range(fptr[i], fptr[i + 1]):
+            if w >= stop:
+                break
             row = neg_ids[flab[u]]
             for k in range(m):
                 o = row[k]
@@ -498,9 +500,11 @@ def with_hard_negatives_ref(fptr, flab, neg_ids, max_neg):
 
 @njit(**SERIAL)
 def record_hard_negatives(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt):
-    """Remember, for each label of each sample, the sample's ``top`` negatives
-    with the largest logits ``z`` among its active slots ``s[i]:e[i]``
-    (``fmask``: the slot holds a positive).
+    """Remember, for each label of each sample, the sample's ``top // k``
+    negatives (at least one) with the largest logits ``z`` among its active
+    slots ``s[i]:e[i]`` (``fmask``: the slot holds a positive), ``k`` being
+    the sample's number of labels: a sample reports about ``top`` negatives
+    in all, however many labels it has.
 
     Each label keeps ``m = neg_ids.shape[1]`` negatives by the space-saving
     rule (Metwally et al., 2005): a negative already listed gains a count; a
@@ -512,12 +516,16 @@ def record_hard_negatives(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt
     best_o = np.empty(top, dtype=np.int64)
     best_z = np.empty(top, dtype=np.float32)
     for i in range(len(s)):
+        n_lab = pptr[i + 1] - pptr[i]
+        if n_lab == 0:
+            continue
+        top_i = max(1, top // n_lab)
         nb = 0
         for p in range(s[i], e[i]):
             if fmask[p]:
                 continue
             v = z[p]
-            if nb < top:
+            if nb < top_i:
                 q = nb
                 nb += 1
             elif v > best_z[nb - 1]:
@@ -552,8 +560,9 @@ def record_hard_negatives(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt
 def record_hard_negatives_ref(s, e, ind, z, fmask, pptr, plab, top, neg_ids, neg_cnt):
     """NumPy reference of :func:`record_hard_negatives` (in place)."""
     for i in range(len(s)):
+        n_lab = pptr[i + 1] - pptr[i]
         slots = [p for p in range(s[i], e[i]) if not fmask[p]]
-        slots = sorted(slots, key=lambda p: -z[p])[:top]  # stable: first of ties
+        slots = sorted(slots, key=lambda p: -z[p])[:max(1, top // max(n_lab, 1))]  # stable
         for lab in plab[pptr[i]:pptr[i + 1]]:
             ids, cnt = neg_ids[lab], neg_cnt[lab]
             for p in slots:

@@ -95,8 +95,15 @@ class _Layer:
         self.last_step = np.zeros(n_out, dtype=np.int64)  # last Adam step of each row
         self.Vb = np.zeros_like(self.b)
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_seen", None)  # scratch flags (SparseNetwork._seen)
+        return state
+
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("neg_ids", None)  # pickled before hard negatives
+        self.__dict__.setdefault("neg_cnt", None)
         if "last_step" not in state:  # pickled before the momentum catch-up
             self.last_step = np.zeros(self.n_out, dtype=np.int64)
             self._no_last_step = True  # set to the network's step by its __setstate__
@@ -576,7 +583,7 @@ rerank, sketch_dim :
             with one_thread_if_small(len(z)):
                 KN.softmax_ce_active(s, e, z, fm, pad_start, logw, 1.0 / n, grad, loss)
             top = self.layers[-1]
-            if getattr(top, "neg_ids", None) is not None:
+            if top.neg_ids is not None:
                 KT.record_hard_negatives(s, e, ind, z, fm, pptr, plab, _HARD_PER_SAMPLE,
                                          top.neg_ids, top.neg_cnt)
         else:

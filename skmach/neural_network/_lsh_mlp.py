@@ -120,23 +120,26 @@ default="auto"
         layers ignore it.
     sketch_dim : int, default=32
         Dimension of the re-ranking sketch (``rerank``).
-    hard_negatives : int, default=32
+    hard_negatives : int, default=0
         For an LSH *output* layer: each class remembers this many hard
         negatives, the outputs that scored highest against its training
         samples (each sample reports the 16 largest logits among its active
-        negatives; a class keeps the most frequent by the space-saving rule),
-        and a training sample's active set holds its labels' hard negatives
-        besides its labels and what the tables retrieve, within the same
-        budget. The tables retrieve outputs similar to the sample; the
-        classes it is confused with are often not among them. On
-        debian-paths (24,288 classes, 1% active, 2 epochs) it raised test
-        P@1 from 0.916 to 0.939 (dense output: 0.946); on synthetic sets
-        (``make_extreme_classification``, 1-3 epochs) from 0.773 to 0.781
-        (10,000 classes, default settings) and from 0.493 to 0.522 (100,000
-        classes, 0.5% active). Costs ``hard_negatives`` int32 ids and counts
-        per class (for 1,000,000 classes: 256 MB) and about 0.4 ms per batch
-        of 128 on debian-paths; prediction is unchanged. 0 turns it off;
-        other layers ignore it.
+        negatives, shared among its labels; a class keeps the most frequent
+        by the space-saving rule), and a training sample's active set holds
+        its labels' hard negatives besides its labels and what the tables
+        retrieve, within the same budget (at most half of it). The tables
+        retrieve outputs similar to the sample; the classes it is confused
+        with are often not among them. It pays where classes have many
+        training samples: on debian-paths (24,288 classes, about 50 paths
+        each; 1% active, 2 epochs) ``hard_negatives=32`` raised test P@1
+        from 0.916 to 0.939 (dense output: 0.946), on a synthetic set of
+        10,000 classes (``make_extreme_classification``, 48,000 samples, 3
+        epochs, default settings) from 0.773 to 0.781. Where most classes
+        have a sample or none it costs: 100,000 classes over 40,000
+        samples (0.5% active, 1 epoch), P@1 0.446 to 0.421 and 38% more
+        time per epoch; hence 0 (off) by default. Costs ``hard_negatives``
+        int32 ids and counts per class (32: 256 MB for 1,000,000 classes);
+        prediction is unchanged. Other layers ignore it.
     min_active : float in [0, 1], default=1.0
         Samples that retrieve fewer than ``min_active * budget`` neurons are
         padded with random ones (fixed ones at prediction, so that a sample's
@@ -309,7 +312,7 @@ default="auto"
         collision_threshold=2,
         rerank=10,
         sketch_dim=32,
-        hard_negatives=32,
+        hard_negatives=0,
         min_active=1.0,
         padding_weight="importance",
         bucket_size=128,

@@ -301,8 +301,9 @@ def test_hard_negatives_are_remembered_per_label_and_trained_against():
               random_state=0)
     plain = LSHSparseMLPClassifier(**kw, hard_negatives=0).fit(X, y)
     assert plain._net.layers[-1].neg_ids is None
+    assert LSHSparseMLPClassifier().hard_negatives == 0  # off by default
     # at most half the budget (6 of 60 active: 3 hard negatives) is theirs
-    capped = LSHSparseMLPClassifier(**kw).fit(X, y)  # the default, 32 remembered
+    capped = LSHSparseMLPClassifier(**kw, hard_negatives=32).fit(X, y)
     assert capped._net.layers[-1].neg_ids.shape == (60, 32)
     assert capped.active_fraction_[1] <= 0.1 + 1e-12
     a = LSHSparseMLPClassifier(**kw, hard_negatives=4, n_jobs=1).fit(X, y)
