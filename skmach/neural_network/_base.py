@@ -93,6 +93,8 @@ class _Layer:
         self.V = np.zeros_like(self.P)
         self.Mb = np.zeros_like(self.b)
         self.last_step = np.zeros(n_out, dtype=np.int64)  # last Adam step of each row
+        # an LSH output layer's hard negatives per class (SparseNetwork)
+        self.neg_ids = self.neg_cnt = None
         self.Vb = np.zeros_like(self.b)
 
     def __getstate__(self):
@@ -174,7 +176,6 @@ rerank, sketch_dim :
                 self._build(layer)
             self.layers.append(layer)
         out = self.layers[-1]
-        out.neg_ids = out.neg_cnt = None
         if out.lsh and self.hard_negatives > 0:
             # each label's remembered hard negatives (record_hard_negatives)
             out.neg_ids = np.full((out.n_out, self.hard_negatives), -1, dtype=np.int32)
@@ -392,7 +393,7 @@ rerank, sketch_dim :
         else:
             fptr, flab = forced
         fpos = np.diff(fptr)  # the labels: the forced positives
-        if train and forced is not None and getattr(layer, "neg_ids", None) is not None:
+        if train and forced is not None and layer.neg_ids is not None:
             # the labels' remembered hard negatives join them, as negatives
             gptr = np.empty(n + 1, dtype=np.int64)
             glab = np.empty(len(flab) * (1 + layer.neg_ids.shape[1]), dtype=np.int64)
