@@ -393,6 +393,7 @@ rerank, sketch_dim :
         else:
             fptr, flab = forced
         fpos = np.diff(fptr)  # the labels: the forced positives
+        lists_read = 0
         if train and forced is not None and layer.neg_ids is not None:
             # the labels' remembered hard negatives join them, as negatives
             gptr = np.empty(n + 1, dtype=np.int64)
@@ -401,6 +402,7 @@ rerank, sketch_dim :
             KT.with_hard_negatives(fptr, flab, layer.neg_ids, layer.budget // 2, gptr, glab,
                                    self._seen(layer))
             fptr, flab = gptr, glab[:gptr[-1]]
+            lists_read = fpos * layer.neg_ids.shape[1]  # at most: the lookups' cost
         max_forced = int(np.max(np.diff(fptr))) if n else 0
         rerank = getattr(layer, "sketch", None) is not None
         # re-ranked: the best candidates by collisions, then the budget's best
@@ -419,6 +421,7 @@ rerank, sketch_dim :
                         n_pad, fptr, flab, fpos, self.selection, self.threshold, train, seeds,
                         layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
                         examined, distinct, n_sel)
+        examined += lists_read  # the hard-negative lists are entries examined too
         if rerank:  # a first layer: nothing forced, no padding weights
             idx, cnt = self._rerank(layer, act, idx, cnt, rows)
             w = idx.shape[1]
@@ -587,6 +590,8 @@ rerank, sketch_dim :
             if top.neg_ids is not None:
                 KT.record_hard_negatives(s, e, ind, z, fm, pptr, plab, _HARD_PER_SAMPLE,
                                          top.neg_ids, top.neg_cnt)
+                # a pass over the active slots, each report a pass over a list (at most)
+                self.flops += len(z) + n * _HARD_PER_SAMPLE * top.neg_ids.shape[1]
         else:
             grad = np.empty_like(out[1])
             with one_thread_if_small(out[1].size):

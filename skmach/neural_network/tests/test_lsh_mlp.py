@@ -315,6 +315,9 @@ def test_hard_negatives_are_remembered_per_label_and_trained_against():
         assert lab not in layer.neg_ids[lab]
         assert len(set(layer.neg_ids[lab].tolist())) == 4
     assert a.loss_curve_ != plain.loss_curve_  # they changed the training
+    # the lists are counted: lookups (entries examined) and their upkeep
+    assert a.candidates_per_sample_[-1] > plain.candidates_per_sample_[-1]
+    assert a.training_flops_ > plain.training_flops_
     # the same model whatever n_jobs, and after a pickle the lists go on
     b = LSHSparseMLPClassifier(**kw, hard_negatives=4, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(layer.W, b._net.layers[-1].W)
