@@ -453,10 +453,12 @@ def query_select_ref(tables, qb, n_buckets, n_out, budget, fptr, flab, L):
 # --------------------------------------------------------------------------
 @njit(**SERIAL)
 def with_hard_negatives(fptr, flab, neg_ids, max_neg, out_ptr, out_lab, seen):
-    """Each sample's forced neurons: its labels ``flab[fptr[i]:fptr[i+1]]``,
-    then the remembered hard negatives of each label (``neg_ids[l]``,
-    entries ``>= 0``), without repeats, at most ``max_neg`` of them (the
-    first ones, label by label). Fills ``out_ptr`` (``n + 1``) and
+    """Each sample's forced neurons: its labels ``flab[fptr[i]:fptr[i+1]]``
+    as they are (so that they stay its first ``fptr[i+1] - fptr[i]``, the
+    positives), then the remembered hard negatives of each label
+    (``neg_ids[l]``, entries ``>= 0``), without repeats and without its
+    labels, at most ``max_neg`` of them (the first ones, label by label).
+    Fills ``out_ptr`` (``n + 1``) and
     ``out_lab`` (room for ``len(flab) * (1 + neg_ids.shape[1])``); ``seen``
     is an all-False scratch array of one flag per neuron (left all False).
     """
@@ -468,10 +470,9 @@ def with_hard_negatives(fptr, flab, neg_ids, max_neg, out_ptr, out_lab, seen):
         start = w
         for u in range(fptr[i], fptr[i + 1]):
             o = flab[u]
-            if not seen[o]:
-                seen[o] = True
-                out_lab[w] = o
-                w += 1
+            seen[o] = True
+            out_lab[w] = o
+            w += 1
         stop = w + max_neg
         for u in range(fptr[i], fptr[i + 1]):
             if w >= stop:
@@ -492,7 +493,7 @@ def with_hard_negatives_ref(fptr, flab, neg_ids, max_neg):
     """NumPy reference of :func:`with_hard_negatives`: one list per sample."""
     out = []
     for i in range(len(fptr) - 1):
-        lab = list(dict.fromkeys(int(o) for o in flab[fptr[i]:fptr[i + 1]]))
+        lab = [int(o) for o in flab[fptr[i]:fptr[i + 1]]]
         neg = [int(o) for l in lab for o in neg_ids[l] if o >= 0 and o not in lab]
         out.append(lab + list(dict.fromkeys(neg))[:max_neg])
     return out

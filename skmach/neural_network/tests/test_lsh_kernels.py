@@ -366,6 +366,8 @@ def test_with_hard_negatives_matches_reference():
     n_lab = rng.integers(0, 4, n)  # multi-label rows, and rows without labels
     fptr = np.r_[0, np.cumsum(n_lab)].astype(np.int64)
     flab = np.concatenate([rng.choice(n_out, k, replace=False) for k in n_lab]).astype(np.int64)
+    i2 = int(np.flatnonzero(n_lab >= 2)[0])
+    flab[fptr[i2] + 1] = flab[fptr[i2]]  # a repeated label stays (the positives' count)
     gptr = np.empty(n + 1, dtype=np.int64)
     glab = np.empty(len(flab) * (1 + m), dtype=np.int64)
     seen = np.zeros(n_out, dtype=np.bool_)
@@ -376,7 +378,8 @@ def test_with_hard_negatives_matches_reference():
             got = glab[gptr[i]:gptr[i + 1]].tolist()
             assert got == ref[i]
             assert got[:n_lab[i]] == flab[fptr[i]:fptr[i + 1]].tolist()  # the labels first
-            assert len(set(got)) == len(got)
+            assert len(set(got[n_lab[i]:])) == len(got) - n_lab[i]  # negatives once each
+            assert not set(got[n_lab[i]:]) & set(got[:n_lab[i]])
             assert len(got) - n_lab[i] <= max_neg
         assert not seen.any()  # the scratch flags are left clear
         if max_neg == 3:
