@@ -344,7 +344,8 @@ def _adam_row(P, M, V, r, g, alpha, lr_t, b1, b2, eps, c1, c2, cu_lr, d1, d2):
     The arithmetic is single precision, as the parameters' (the callers pass
     the scalars through :func:`_f32`: float64 scalars would promote every
     operation, and float64 square roots and divisions take twice the time;
-    MNIST's hidden layer, 997 rows of 784: 1.74 -> 1.05 ms per step).
+    MNIST's hidden layer, 997 rows of 784, warm cache: 1.74-1.81 -> 1.07-1.13 ms
+    per step).
     """
     Pr, Mr, Vr = P[r], M[r], V[r]
     if cu_lr > 0:  # its own loop: the step's loop below then has no branch
