@@ -55,18 +55,45 @@ _ORDERED = {**PARALLEL, "fastmath": {"nsz", "arcp", "contract", "afn"}}
 # --------------------------------------------------------------------------
 # Forward
 # --------------------------------------------------------------------------
+#: rows taken together by the forward and backward kernels (their loops are
+#: written out four wide): one pass over the shared vector feeds four dot
+#: products (MNIST's hidden layer, 6,400 of 784 per batch, warm cache:
+#: 0.44 -> 0.23 ms), each with its own accumulator, so that every sum is the
+#: one a single dot product computes, bit for bit. The gradient sums of the
+#: Adam kernels add four rows per pass, in their order. No gain measured on
+#: debian-paths' output layer (rows of 128, about two samples a row).
+BLOCK = 4
+
+
 @njit(**_FAST)
 def fwd_active_dense_in(W, b, X, s, e, ind, z):
     """``z[p] = W[ind[p]] . X[i] + b[ind[p]]`` for the slots ``p`` of sample ``i``."""
     d = X.shape[1]
     for i in prange(X.shape[0]):
-        for p in range(s[i], e[i]):
-            if p + DISTANCE < e[i]:
-                prefetch_row(W, ind[p + DISTANCE])
+        Xi = X[i]
+        p = s[i]
+        while p + BLOCK <= e[i]:
+            for q in range(p + DISTANCE, min(p + DISTANCE + BLOCK, e[i])):
+                prefetch_row(W, ind[q])
+            W0, W1, W2, W3 = W[ind[p]], W[ind[p + 1]], W[ind[p + 2]], W[ind[p + 3]]
+            a0 = a1 = a2 = a3 = np.float32(0.0)
+            for j in range(d):
+                x = Xi[j]
+                a0 += W0[j] * x
+                a1 += W1[j] * x
+                a2 += W2[j] * x
+                a3 += W3[j] * x
+            z[p] = a0 + b[ind[p]]
+            z[p + 1] = a1 + b[ind[p + 1]]
+            z[p + 2] = a2 + b[ind[p + 2]]
+            z[p + 3] = a3 + b[ind[p + 3]]
+            p += BLOCK
+        for p in range(p, e[i]):
             o = ind[p]
+            Wo = W[o]
             acc = np.float32(0.0)
             for j in range(d):
-                acc += W[o, j] * X[i, j]
+                acc += Wo[j] * Xi[j]
             z[p] = acc + b[o]
 
 
@@ -86,12 +113,29 @@ def fwd_active_by_row(W, b, X, rows, rptr, rpos, rsam, n_chunks, z):
     for c in prange(n_chunks):
         for u in range(bounds[c], bounds[c + 1]):
             o = rows[u]
-            for t in range(rptr[u], rptr[u + 1]):
-                i = rsam[t]
+            Wo = W[o]
+            bo = b[o]
+            t, end = rptr[u], rptr[u + 1]
+            while t + BLOCK <= end:  # four samples per pass over the row
+                X0, X1, X2, X3 = X[rsam[t]], X[rsam[t + 1]], X[rsam[t + 2]], X[rsam[t + 3]]
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                for j in range(d):
+                    w = Wo[j]
+                    a0 += w * X0[j]
+                    a1 += w * X1[j]
+                    a2 += w * X2[j]
+                    a3 += w * X3[j]
+                z[rpos[t]] = a0 + bo
+                z[rpos[t + 1]] = a1 + bo
+                z[rpos[t + 2]] = a2 + bo
+                z[rpos[t + 3]] = a3 + bo
+                t += BLOCK
+            for t in range(t, end):
+                Xi = X[rsam[t]]
                 acc = np.float32(0.0)
                 for j in range(d):
-                    acc += W[o, j] * X[i, j]
-                z[rpos[t]] = acc + b[o]
+                    acc += Wo[j] * Xi[j]
+                z[rpos[t]] = acc + bo
 
 
 def fwd_active_dense_in_ref(W, b, X, s, e, ind):
@@ -181,15 +225,23 @@ def dx_active_dense(W, s, e, ind, dz, dX):
     """``dX[i] = sum_p dz[p] W[ind[p]]`` (LSH layer over a dense input)."""
     d = W.shape[1]
     for i in prange(dX.shape[0]):
+        dXi = dX[i]
         for j in range(d):
-            dX[i, j] = 0.0
-        for p in range(s[i], e[i]):
-            if p + DISTANCE < e[i]:
-                prefetch_row(W, ind[p + DISTANCE])
-            g = dz[p]
-            o = ind[p]
+            dXi[j] = 0.0
+        p = s[i]
+        while p + BLOCK <= e[i]:  # four rows per pass over dX[i], added in slot order
+            for q in range(p + DISTANCE, min(p + DISTANCE + BLOCK, e[i])):
+                prefetch_row(W, ind[q])
+            W0, W1, W2, W3 = W[ind[p]], W[ind[p + 1]], W[ind[p + 2]], W[ind[p + 3]]
+            g0, g1, g2, g3 = dz[p], dz[p + 1], dz[p + 2], dz[p + 3]
             for j in range(d):
-                dX[i, j] += g * W[o, j]
+                dXi[j] = (((dXi[j] + g0 * W0[j]) + g1 * W1[j]) + g2 * W2[j]) + g3 * W3[j]
+            p += BLOCK
+        for p in range(p, e[i]):
+            g = dz[p]
+            Wo = W[ind[p]]
+            for j in range(d):
+                dXi[j] += g * Wo[j]
 
 
 def dx_active_dense_ref(W, s, e, ind, dz, n):
@@ -450,7 +502,16 @@ def adam_rows_dense_src(P, M, V, bias, Mb, Vb, rows, rptr, rpos, rsam, coef, D,
             for j in range(k):
                 g[j] = 0.0
             gb = np.float32(0.0)
-            for u in range(rptr[t], rptr[t + 1]):
+            u = rptr[t]
+            while u + BLOCK <= rptr[t + 1]:  # four samples per pass over g
+                a0, a1 = coef[rpos[u]], coef[rpos[u + 1]]
+                a2, a3 = coef[rpos[u + 2]], coef[rpos[u + 3]]
+                D0, D1, D2, D3 = D[rsam[u]], D[rsam[u + 1]], D[rsam[u + 2]], D[rsam[u + 3]]
+                gb = (((gb + a0) + a1) + a2) + a3
+                for j in range(k):
+                    g[j] = (((g[j] + a0 * D0[j]) + a1 * D1[j]) + a2 * D2[j]) + a3 * D3[j]
+                u += BLOCK
+            for u in range(u, rptr[t + 1]):
                 a = coef[rpos[u]]
                 Di = D[rsam[u]]
                 gb += a

@@ -270,9 +270,9 @@ rerank, sketch_dim :
     def fit_sketch(self, X, max_rows=2_000):
         """The subspace the first LSH layer re-ranks its candidates in.
 
-        With ``rerank > 0`` and an LSH first layer, a sample's ``rerank *
-        budget`` neurons with the most collisions are re-scored by
-        ``w.x + b`` computed in the span of the top ``sketch_dim`` principal
+        With ``rerank > 0`` and an LSH first layer that is not the output
+        layer, a sample's ``rerank * budget`` neurons with the most collisions
+        are re-scored by ``w.x + b`` computed in the span of the top ``sketch_dim`` principal
         directions of the input (``U``, from at most ``max_rows`` rows of
         ``X``, centred when dense): ``w.mu + b + (w U).(U^T (x - mu))``, and
         the ``budget`` best are active. The neuron side ``[w.mu + b, w U]``
@@ -282,7 +282,7 @@ rerank, sketch_dim :
         """
         layer = self.layers[0]
         layer.sketch = None
-        if not (self.rerank and layer.lsh):
+        if not (self.rerank and layer.lsh and len(self.layers) > 1):  # not an output layer
             return
         from sklearn.utils.extmath import randomized_svd
 
@@ -353,18 +353,21 @@ rerank, sketch_dim :
         self._rerank_flops += float(len(xv)) * m
         return Q
 
-    def _rerank(self, layer, act, idx, cnt, rows=None):
-        """Of the candidates ``idx[i, :cnt[i]]``, the ``budget`` best in the
-        sketch (:meth:`fit_sketch`): ``(idx, cnt)`` of width ``budget``;
-        ``rows`` as in :meth:`_select`."""
-        n = idx.shape[0]
+    def _rerank(self, layer, act, query, n_chunks, cnt, examined, distinct, rows=None):
+        """The active sets of a re-ranking layer (:meth:`fit_sketch`): of the
+        ``n_cand`` candidates :func:`~skmach._kernels._lsh_tables.query_select`
+        would return (``query``: its arguments before ``n_chunks``), the
+        ``budget`` best in the sketch, in one kernel; returns ``(idx, cnt)``
+        of width ``budget``. Writes ``cnt`` (the candidates), ``examined``,
+        ``distinct``; ``rows`` as in :meth:`_select`."""
+        n = len(cnt)
         m = layer.sk_U.shape[1]
         self._rerank_flops = 0.0  # the query sketches computed add theirs
         Q = self._query_sketch(layer, act, rows)
         out = np.zeros((n, layer.budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
-        KT.rerank_select(layer.sketch, layer.sketch0, Q, idx, cnt, layer.budget,
-                         min(self.n_chunks, max(n, 1)), out, out_cnt)
+        KT.query_rerank(*query, layer.sketch, layer.sketch0, Q, layer.budget, n_chunks, out,
+                        out_cnt, cnt, examined, distinct)
         self._rerank_flops += float(cnt.sum()) * (m + 1)
         return out, out_cnt
 
@@ -407,33 +410,33 @@ rerank, sketch_dim :
         rerank = getattr(layer, "sketch", None) is not None
         # re-ranked: the best candidates by collisions, then the budget's best
         n_cand = min(layer.budget * self.rerank, layer.n_out) if rerank else layer.budget
-        w = max(n_cand, max_forced, 1)
-        idx = np.zeros((n, w), dtype=np.int64)
-        fmask = np.zeros((n, w), dtype=np.bool_)
         cnt = np.zeros(n, dtype=np.int64)
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
-        n_sel = np.zeros(n, dtype=np.int64)
         n_pad = int(math.ceil(self.min_active * layer.budget))
         if seeds is None:
             seeds = np.zeros(n, dtype=np.uint64)
-        KT.query_select(layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand,
-                        n_pad, fptr, flab, fpos, self.selection, self.threshold, train, seeds,
-                        layer.pad_perm, min(self.n_chunks, max(n, 1)), idx, cnt, fmask,
-                        examined, distinct, n_sel)
-        examined += lists_read  # the hard-negative lists are entries examined too
+        query = (layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand, n_pad, fptr,
+                 flab, fpos, self.selection, self.threshold, train, seeds, layer.pad_perm)
+        n_chunks = min(self.n_chunks, max(n, 1))
         if rerank:  # a first layer: nothing forced, no padding weights
-            idx, cnt = self._rerank(layer, act, idx, cnt, rows)
-            w = idx.shape[1]
+            idx, n_sel = self._rerank(layer, act, query, n_chunks, cnt, examined, distinct,
+                                      rows)
+            cnt = n_sel
             fmask = np.zeros(idx.shape, dtype=np.bool_)
-            n_sel = cnt
             if train:
                 self.flops += self._rerank_flops
+        else:
+            idx = np.zeros((n, max(n_cand, max_forced, 1)), dtype=np.int64)
+            fmask = np.zeros(idx.shape, dtype=np.bool_)
+            n_sel = np.zeros(n, dtype=np.int64)
+            KT.query_select(*query, n_chunks, idx, cnt, fmask, examined, distinct, n_sel)
+        examined += lists_read  # the hard-negative lists are entries examined too
         t2 = time.perf_counter()
         if train:  # the cost accounting is the training's; predict changes nothing
             self.times["hashing"] += t1 - t0
             self.times["retrieval"] += t2 - t1
-        s = np.arange(n, dtype=np.int64) * w
+        s = np.arange(n, dtype=np.int64) * idx.shape[1]
         return (s, s + cnt, idx.ravel(), fmask.ravel(), examined, s + n_sel)
 
     # ------------------------------------------------------------------ #

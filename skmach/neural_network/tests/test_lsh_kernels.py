@@ -620,6 +620,41 @@ def test_rerank_select_keeps_the_best_sketch_scores(n_chunks):
     assert kept.min() >= (S0[dropped] + S[dropped] @ Q[i]).max()
 
 
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("n_chunks", [1, 4])
+def test_query_rerank_is_query_select_then_rerank_select(train, n_chunks):
+    # the fused kernel of a re-ranking first layer: the same candidates, the
+    # same kept neurons, the same counts as the two kernels in turn
+    rng = np.random.default_rng(14)
+    N, L, nb, cap, n, m, budget, n_cand = 120, 4, 64, 3, 40, 9, 4, 8
+    buckets = rng.integers(0, nb, (N, L))
+    ptr, ids = KT.build_tables(buckets, nb, cap, rng.permutation(N))
+    qb = rng.integers(0, nb, (n, L))
+    qb[0] = 0  # shared buckets: collisions above one
+    S = rng.normal(size=(N, m)).astype(np.float32)
+    S0 = rng.normal(size=N).astype(np.float32)
+    Q = rng.normal(size=(n, m)).astype(np.float32)
+    fptr = np.zeros(n + 1, dtype=np.int64)
+    flab = np.zeros(0, dtype=np.int64)
+    n_pad = budget
+    idx, cnt, _, ex, di = _run_select(ptr, ids, qb, nb, N, n_cand, n_pad, fptr, flab,
+                                      KT.SEL_TOPK, train, n_chunks)
+    assert np.any(cnt < n_cand) and np.any(cnt == n_cand)  # both sides of the cap
+    out = np.full((n, budget), -1, dtype=np.int64)
+    out_cnt = np.zeros(n, dtype=np.int64)
+    KT.rerank_select(S, S0, Q, idx, cnt, budget, n_chunks, out, out_cnt)
+    seeds = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(7919)
+    f_out = np.full((n, budget), -1, dtype=np.int64)
+    f_cnt, f_c, f_ex, f_di = (np.zeros(n, dtype=np.int64) for _ in range(4))
+    KT.query_rerank(ptr, ids, qb, nb, N, n_cand, n_pad, fptr, flab, np.diff(fptr),
+                    KT.SEL_TOPK, 2, train, seeds, np.arange(N), S, S0, Q, budget, n_chunks,
+                    f_out, f_cnt, f_c, f_ex, f_di)
+    for a, b in ((f_cnt, out_cnt), (f_c, cnt), (f_ex, ex), (f_di, di)):
+        np.testing.assert_array_equal(a, b)
+    for i in range(n):
+        np.testing.assert_array_equal(f_out[i, :f_cnt[i]], out[i, :out_cnt[i]])
+
+
 def test_sketch_ragged_matches_reference():
     rng = np.random.default_rng(12)
     xs, xe, xi, xv = _ragged(rng, 7, 15, 6)

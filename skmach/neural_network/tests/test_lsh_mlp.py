@@ -346,6 +346,19 @@ def test_rerank_changes_nothing_without_an_lsh_first_layer():
         np.testing.assert_array_equal(la.W, lb.W)
 
 
+def test_rerank_leaves_an_lsh_output_layer_alone_when_it_is_the_first_layer():
+    # no hidden layer: the LSH output layer is the first layer; re-ranking
+    # there could drop a sample's labels from its active set, and the
+    # docstring promises that output layers ignore ``rerank``
+    X, y = _blobs(n=120, k=30, seed=4)
+    kw = dict(hidden_layer_sizes=(), lsh_layers="output", n_tables=4, n_bits=4,
+              active_budget=0.2, n_epochs=2, batch_size=32, random_state=0)
+    a = LSHSparseMLPClassifier(**kw, rerank=0).fit(X, y)
+    b = LSHSparseMLPClassifier(**kw, rerank=5).fit(X, y)
+    assert b._net.layers[0].__dict__.get("sketch") is None
+    np.testing.assert_array_equal(a._net.layers[0].W, b._net.layers[0].W)
+
+
 @pytest.mark.parametrize("lsh_layers, hidden, sparse, blas", [
     ("none", (16,), False, True),       # dense layers over a dense input: BLAS products
     ("none", (16,), True, True),        # the hidden layer's output is dense: BLAS again
