@@ -272,8 +272,8 @@ rerank, sketch_dim :
 
         With ``rerank > 0`` and an LSH first layer that is not the output
         layer, a sample's ``rerank * budget`` neurons with the most collisions
-        are re-scored by ``w.x + b`` computed in the span of the top ``sketch_dim`` principal
-        directions of the input (``U``, from at most ``max_rows`` rows of
+        are re-scored by ``w.x + b`` computed in the span of the top
+        ``sketch_dim`` principal directions of the input (``U``, from at most ``max_rows`` rows of
         ``X``, centred when dense): ``w.mu + b + (w U).(U^T (x - mu))``, and
         the ``budget`` best are active. The neuron side ``[w.mu + b, w U]``
         is refreshed with the tables (:meth:`_maybe_rebuild`), so the
@@ -353,22 +353,23 @@ rerank, sketch_dim :
         self._rerank_flops += float(len(xv)) * m
         return Q
 
-    def _rerank(self, layer, act, query, n_chunks, cnt, examined, distinct, rows=None):
+    def _rerank(self, layer, act, query, n_chunks, examined, distinct, rows=None):
         """The active sets of a re-ranking layer (:meth:`fit_sketch`): of the
         ``n_cand`` candidates :func:`~skmach._kernels._lsh_tables.query_select`
         would return (``query``: its arguments before ``n_chunks``), the
         ``budget`` best in the sketch, in one kernel; returns ``(idx, cnt)``
-        of width ``budget``. Writes ``cnt`` (the candidates), ``examined``,
-        ``distinct``; ``rows`` as in :meth:`_select`."""
-        n = len(cnt)
+        of width ``budget``. Writes ``examined`` and ``distinct``; ``rows``
+        as in :meth:`_select`."""
+        n = len(examined)
         m = layer.sk_U.shape[1]
         self._rerank_flops = 0.0  # the query sketches computed add theirs
         Q = self._query_sketch(layer, act, rows)
         out = np.zeros((n, layer.budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
+        n_cand = np.zeros(n, dtype=np.int64)  # candidates scored per sample
         KT.query_rerank(*query, layer.sketch, layer.sketch0, Q, layer.budget, n_chunks, out,
-                        out_cnt, cnt, examined, distinct)
-        self._rerank_flops += float(cnt.sum()) * (m + 1)
+                        out_cnt, n_cand, examined, distinct)
+        self._rerank_flops += float(n_cand.sum()) * (m + 1)
         return out, out_cnt
 
     _rerank_flops = 0.0
@@ -406,11 +407,9 @@ rerank, sketch_dim :
                                    self._seen(layer))
             fptr, flab = gptr, glab[:gptr[-1]]
             lists_read = fpos * layer.neg_ids.shape[1]  # at most: the lookups' cost
-        max_forced = int(np.max(np.diff(fptr))) if n else 0
         rerank = getattr(layer, "sketch", None) is not None
         # re-ranked: the best candidates by collisions, then the budget's best
         n_cand = min(layer.budget * self.rerank, layer.n_out) if rerank else layer.budget
-        cnt = np.zeros(n, dtype=np.int64)
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
         n_pad = int(math.ceil(self.min_active * layer.budget))
@@ -420,15 +419,16 @@ rerank, sketch_dim :
                  flab, fpos, self.selection, self.threshold, train, seeds, layer.pad_perm)
         n_chunks = min(self.n_chunks, max(n, 1))
         if rerank:  # a first layer: nothing forced, no padding weights
-            idx, n_sel = self._rerank(layer, act, query, n_chunks, cnt, examined, distinct,
-                                      rows)
-            cnt = n_sel
+            idx, cnt = self._rerank(layer, act, query, n_chunks, examined, distinct, rows)
+            n_sel = cnt
             fmask = np.zeros(idx.shape, dtype=np.bool_)
             if train:
                 self.flops += self._rerank_flops
         else:
+            max_forced = int(np.max(np.diff(fptr))) if n else 0
             idx = np.zeros((n, max(n_cand, max_forced, 1)), dtype=np.int64)
             fmask = np.zeros(idx.shape, dtype=np.bool_)
+            cnt = np.zeros(n, dtype=np.int64)
             n_sel = np.zeros(n, dtype=np.int64)
             KT.query_select(*query, n_chunks, idx, cnt, fmask, examined, distinct, n_sel)
         examined += lists_read  # the hard-negative lists are entries examined too
