@@ -28,7 +28,10 @@ retrieval and active-set selection without sorting.
   subspace of its input, ``SparseNetwork.fit_sketch`` in
   :mod:`skmach.neural_network._base`), the threshold by
   the radix select :func:`kth_largest`; :func:`sketch_ragged` computes the
-  query side ``q`` from a sparse input's non-zeros.
+  query side ``q`` from a sparse input's non-zeros. A re-ranking layer runs
+  both steps sample by sample in one parallel region, :func:`query_rerank`
+  (tested equal to :func:`query_select` then :func:`rerank_select`, which
+  holds the re-ranking's own tests).
 
 Per-sample randomness comes from a per-sample seed, so the result does not
 depend on the number of threads.
