@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import PARALLEL, SERIAL
+from ._expf import exp_fast
 from ._prefetch import DISTANCE, prefetch_row
 
 # numpy's error model (no zero-division checks) lets LLVM vectorise the loops
@@ -641,24 +642,48 @@ def softmax_ce_active(s, e, z, forced, pad_start, pad_logw, scale, dz, loss):
         loss[i] = li
 
 
+@njit(**_FAST_SERIAL)
+def _row_max(z):
+    """``z.max()`` of a non-empty 1-D array, in 16 running maxima: one running
+    maximum is a chain of dependent comparisons that LLVM does not vectorise
+    (debian-paths' 128 x 24,288 logits per batch: 1.73 -> 0.87 ms)."""
+    lanes = 16
+    acc = np.empty(lanes, dtype=z.dtype)
+    for j in range(lanes):
+        acc[j] = z[0]
+    o = 0
+    while o + lanes <= len(z):
+        for j in range(lanes):
+            v = z[o + j]
+            acc[j] = v if v > acc[j] else acc[j]
+        o += lanes
+    mx = acc[0]
+    for j in range(lanes):
+        mx = acc[j] if acc[j] > mx else mx
+    for o in range(o, len(z)):
+        mx = z[o] if z[o] > mx else mx
+    return mx
+
+
 @njit(**_FAST)
 def softmax_ce_dense(Z, pptr, plab, scale, dZ, loss):
     """Softmax over all outputs, target uniform over ``plab[pptr[i]:pptr[i+1]]``.
 
     One exponential per output (kept in ``dZ``, then scaled), in the input's
-    precision: the loss is a third of the dense output layer's time otherwise.
+    precision: the loss is a third of the dense output layer's time otherwise;
+    in single precision :func:`~skmach._kernels._expf.exp_fast`, which
+    vectorises (debian-paths, 128 x 24,288 per batch: 9.7 -> 2.2 ms with
+    :func:`_row_max`).
     """
     k = Z.shape[1]
     for i in prange(Z.shape[0]):
         nt = pptr[i + 1] - pptr[i]
         zi = Z[i]
         di = dZ[i]
-        mx = zi[0]
-        for o in range(k):
-            mx = max(mx, zi[o])
+        mx = _row_max(zi)
         tot = zi[0] - zi[0]  # zero of the input's type: the loop vectorises
         for o in range(k):
-            ev = np.exp(zi[o] - mx)
+            ev = exp_fast(zi[o] - mx)
             di[o] = ev
             tot += ev
         lse = mx + np.log(np.float64(tot))
