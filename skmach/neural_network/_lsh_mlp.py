@@ -3,6 +3,7 @@
 import copy
 import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,16 +28,28 @@ from ._base import SparseNetwork
 
 #: ``lsh_layers="auto"``: widths from which a layer is LSH-sparse. Output:
 #: measured crossover of the default LSH output layer over 128 hidden units
-#: (``bench_lsh_mlp.py crossover``: 1.3x slower than dense at 2,000 classes,
-#: even at 4,000; delicious, 983 labels: slower with the default tables, 1.15x
-#: faster at equal P@1 only with tables tuned to prune, L=10 K=8 and 15%, see
-#: benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's 1,000-unit layer at
-#: 5% is ~2.2x faster per epoch and 0.5 points less accurate with tuned
+#: (``benchmarks/results/lsh_mlp_crossover.md``, 4,800 synthetic samples:
+#: 0.94x the dense layer's speed at 1,000 classes, 1.14x at 2,000, 1.22x at
+#: 4,000, 1.4x at 8,000-16,000, same accuracy; the first rounds' code was
+#: 1.3x slower at 2,000-4,000; delicious, 983 labels: slower with the default
+#: tables, 1.17x faster at equal P@1 only with tables tuned to prune, L=10 K=8
+#: and 15%, see benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's
+#: 1,000-unit layer at 5% is ~2.3x faster per epoch at 1 thread (not at 2:
+#: 1.26x in the ninth round) and 0.55 points less accurate with tuned
 #: retrieval (L=70, a 48-dim sketch, Adam step 2e-3; about 1.1 points with
 #: the default tables and sketch; 2.4 points before re-ranking), so hidden
 #: layers stay dense unless wide.
 _AUTO_MIN_HIDDEN = 4096
 _AUTO_MIN_OUTPUT = 4096
+#: a hidden LSH layer whose tables return fewer bucket entries per sample
+#: than this fraction of its budget is warned about after the first epoch:
+#: its active sets are then mostly random padding, a random k-winners layer
+#: that does not learn (400 hidden units over 60 dense features: 0.74 entries
+#: for 20 active units, training accuracy 0.16). Not applied to the output
+#: layer, whose padding is a sampled softmax (``padding_weight``): there the
+#: default tables over sparse inputs retrieve 1-2 entries per sample and the
+#: layer still matches the dense one (``lsh_mlp_crossover.md``).
+_FEW_CANDIDATES = 0.1
 
 
 def _budget_to_int(budget, n_out):
@@ -506,6 +519,26 @@ default="auto"
         # L2 term of the objective, with the weights at the end of the epoch
         self.loss_curve_.append(total / n + self.alpha * net.penalty() / bs)
         self._update_attributes()
+        if self.n_iter_ == 0:
+            self._check_retrieval()
+
+    def _check_retrieval(self):
+        """Warn about hidden LSH layers whose tables return almost nothing."""
+        layers = self._net.layers
+        for i, layer in enumerate(layers[:-1]):
+            found = self.candidates_per_sample_[i]
+            if layer.lsh and found < _FEW_CANDIDATES * layer.budget:
+                warnings.warn(
+                    f"The hash tables of LSH hidden layer {i} returned {found:.1f} bucket "
+                    f"entries per training sample for {layer.budget} active units: its "
+                    "active sets are mostly random units, and such a layer learns little. "
+                    "Shorter codes (n_bits) or more n_tables retrieve more; a dense layer "
+                    f"(lsh_layers='auto' keeps hidden layers under {_AUTO_MIN_HIDDEN} units "
+                    "dense) may be the better choice.",
+                    # the caller of fit or partial_fit (through _fit_context,
+                    # fit/partial_fit, _fit/_partial_fit, _run_epoch, here)
+                    UserWarning, stacklevel=6,
+                )
 
     def _update_attributes(self):
         net = self._net

@@ -1,5 +1,8 @@
+import warnings
+
 import numpy as np
 from sklearn.base import clone
+from sklearn.datasets import make_classification
 import pytest
 import scipy.sparse as sp
 
@@ -383,3 +386,24 @@ def test_blas_threads_only_where_training_multiplies_dense_matrices(lsh_layers, 
         assert counts == ({min(2, max(counts))} if blas else {1})
     with clf._threads()[1]:  # prediction: one BLAS thread
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
+
+
+def test_hidden_layer_that_retrieves_almost_nothing_is_warned_about():
+    # 60 dense features, 6-bit DWTA codes: the tables of a forced LSH hidden
+    # layer return under one entry per sample for 20 active units
+    X, y = make_classification(600, 60, n_informative=30, n_classes=10, random_state=0)
+    kw = dict(hidden_layer_sizes=(400,), lsh_layers="hidden", n_epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match="hidden layer 0 returned") as rec:
+        clf = LSHSparseMLPClassifier(**kw).fit(X, y)
+    assert len([w for w in rec if "hidden layer" in str(w.message)]) == 1  # first epoch only
+    assert rec[0].filename == __file__  # points at the caller
+    assert clf.candidates_per_sample_[0] < 0.1 * 20
+    # shorter codes retrieve enough: no warning, from fit or partial_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = LSHSparseMLPClassifier(**{**kw, "n_bits": 2}).fit(X, y)
+        LSHSparseMLPClassifier(**{**kw, "n_bits": 2}).partial_fit(X, y)
+    assert ok.candidates_per_sample_[0] > 0.1 * 20
+    with pytest.warns(UserWarning, match="hidden layer 0 returned") as rec:
+        LSHSparseMLPClassifier(**kw).partial_fit(X, y)
+    assert rec[0].filename == __file__
