@@ -37,6 +37,15 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)  # no catch-up (input rows: zero gradient
 _NO_STEPS = np.zeros(0, dtype=np.float64)  # its (unused) step-size table
 #: buckets per table at most (2**15); wider codes are folded
 _MAX_LOG2_BUCKETS = 15
+#: share of an LSH output layer's budget kept for the importance-weighted
+#: padding in training: the tables' candidates (and the hard negatives) take
+#: at most the rest. Without it a sample whose candidates fill the budget got
+#: a few padding slots or none, each standing for thousands of outputs: a noisy
+#: estimate of the softmax's normalisation. debian-paths (400,000 paths, scored
+#: on the last 20,000, 1 epoch, 32 hard negatives): at 0.5% active P@1 0.27 ->
+#: 0.78 (the fit collapsed), at 1% 0.819 -> 0.817 and 0.808 -> 0.815 (seeds 0
+#: and 1); 25% gave 0.79 and 0.813 (lsh_mlp_notes.md, ninth round).
+_PADDING_RESERVE = 0.1
 
 
 def _f32(a):
@@ -413,6 +422,10 @@ rerank, sketch_dim :
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
         n_pad = int(math.ceil(self.min_active * layer.budget))
+        if (train and forced is not None and not rerank and self.padding_weight == "importance"
+                and n_pad >= layer.budget):
+            # an output layer: part of the budget stays for the padding
+            n_cand = max(1, layer.budget - int(math.ceil(_PADDING_RESERVE * layer.budget)))
         if seeds is None:
             seeds = np.zeros(n, dtype=np.uint64)
         query = (layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand, n_pad, fptr,
@@ -426,7 +439,7 @@ rerank, sketch_dim :
                 self.flops += self._rerank_flops
         else:
             max_forced = int(np.max(np.diff(fptr))) if n else 0
-            idx = np.zeros((n, max(n_cand, max_forced, 1)), dtype=np.int64)
+            idx = np.zeros((n, max(n_cand, n_pad, max_forced, 1)), dtype=np.int64)
             fmask = np.zeros(idx.shape, dtype=np.bool_)
             cnt = np.zeros(n, dtype=np.int64)
             n_sel = np.zeros(n, dtype=np.int64)

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -237,3 +239,28 @@ def test_cached_input_buckets_give_the_same_training(sparse_input):
     np.testing.assert_array_equal(nets[1]._in_codes, direct)
     nets[1].set_input_cache(0)
     assert nets[1]._in_codes is None
+
+
+@pytest.mark.parametrize("padding_weight", ["importance", "none"])
+def test_output_layer_keeps_part_of_its_budget_for_importance_weighted_padding(padding_weight):
+    from skmach.neural_network._base import _PADDING_RESERVE
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(32, 12))).astype(np.float32)
+    y = rng.integers(0, 100, 32)
+    budget = 20
+    # 1-bit codes: every table returns about half the outputs, far over the budget
+    net = SparseNetwork([12, 16, 100], [False, True], [16, budget], n_tables=8, n_bits=1,
+                        padding_weight=padding_weight, rng=0)
+    seeds = [None, rng.integers(1, 2**63, 32, dtype=np.uint64)]
+    out = net.forward(X, train=True, forced=(np.arange(33), y), seeds=seeds)[-1][1]
+    _, s, e, ind, _, fm, examined, pad_start, _ = out
+    assert np.all(e - s == budget) and np.all(examined > budget)
+    n_padding = e - pad_start
+    if padding_weight == "importance":
+        assert np.all(n_padding >= math.ceil(_PADDING_RESERVE * budget))
+    else:  # the tables' candidates fill the budget: no padding
+        assert np.all(n_padding == 0)
+    for i in range(32):  # the label stays active, and every slot is distinct
+        assert y[i] in ind[s[i]:e[i]][fm[s[i]:e[i]]]
+        assert len(set(ind[s[i]:e[i]])) == budget
