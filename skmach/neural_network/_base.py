@@ -38,13 +38,16 @@ _NO_STEPS = np.zeros(0, dtype=np.float64)  # its (unused) step-size table
 #: buckets per table at most (2**15); wider codes are folded
 _MAX_LOG2_BUCKETS = 15
 #: share of an LSH output layer's budget kept for the importance-weighted
-#: padding in training: the tables' candidates (and the hard negatives) take
-#: at most the rest. Without it a sample whose candidates fill the budget got
-#: a few padding slots or none, each standing for thousands of outputs: a noisy
-#: estimate of the softmax's normalisation. debian-paths (400,000 paths, scored
-#: on the last 20,000, 1 epoch, 32 hard negatives): at 0.5% active P@1 0.27 ->
-#: 0.78 (the fit collapsed), at 1% 0.819 -> 0.817 and 0.808 -> 0.815 (seeds 0
-#: and 1); 25% gave 0.79 and 0.813 (lsh_mlp_notes.md, ninth round).
+#: padding in training when the layer has hard-negative lists: the lists (up
+#: to half the budget) and the tables' candidates take at most the rest.
+#: Without it a sample whose lists and candidates filled the budget got a few
+#: padding slots or none, each standing for thousands of outputs. debian-paths
+#: (400,000 paths, scored on the last 20,000, 1 epoch, 32 hard negatives): at
+#: 0.5% active P@1 0.27 -> 0.78 (the fit collapsed), at 1% 0.819 -> 0.817 and
+#: 0.808 -> 0.815 (seeds 0 and 1); in full at 1%, test P@1 0.9378 -> 0.9357.
+#: Not without lists: on 100,000 synthetic classes over 40,000 samples
+#: (0.5% active) the reserved padding lowered P@1 from 0.446 to 0.135
+#: (lsh_mlp_notes.md, ninth round).
 _PADDING_RESERVE = 0.1
 
 
@@ -407,7 +410,8 @@ rerank, sketch_dim :
             fptr, flab = forced
         fpos = np.diff(fptr)  # the labels: the forced positives
         lists_read = 0
-        if train and forced is not None and layer.neg_ids is not None:
+        lists = train and forced is not None and layer.neg_ids is not None
+        if lists:
             # the labels' remembered hard negatives join them, as negatives
             gptr = np.empty(n + 1, dtype=np.int64)
             glab = np.empty(len(flab) * (1 + layer.neg_ids.shape[1]), dtype=np.int64)
@@ -422,9 +426,9 @@ rerank, sketch_dim :
         examined = np.zeros(n, dtype=np.int64)
         distinct = np.zeros(n, dtype=np.int64)
         n_pad = int(math.ceil(self.min_active * layer.budget))
-        if (train and forced is not None and not rerank and self.padding_weight == "importance"
-                and n_pad >= layer.budget):
-            # an output layer: part of the budget stays for the padding
+        if lists and self.padding_weight == "importance" and n_pad >= layer.budget:
+            # an output layer with hard negatives: part of the budget stays
+            # for the padding
             n_cand = max(1, layer.budget - int(math.ceil(_PADDING_RESERVE * layer.budget)))
         if seeds is None:
             seeds = np.zeros(n, dtype=np.uint64)

@@ -168,9 +168,9 @@ default="auto"
         ``log(not selected / padding)`` inside the softmax), so that the
         softmax over the active set estimates the full one and outputs never
         retrieved are still pushed down (sampled softmax with importance
-        weights); a tenth of the budget is then kept for the padding, so
-        that the estimate never rests on a few slots standing for thousands
-        of outputs (at 0.5% of debian-paths' outputs with ``hard_negatives``,
+        weights); with ``hard_negatives``, a tenth of the budget is then kept
+        for the padding, so that the estimate never rests on a few slots
+        standing for thousands of outputs (at 0.5% of debian-paths' outputs,
         without that reserve, the fit collapsed: validation P@1 0.27 against
         0.78). ``"none"``: the plain softmax over the active set. Only
         training changes. On debian-paths (1% of 24,288 outputs active) it

@@ -242,7 +242,9 @@ def test_cached_input_buckets_give_the_same_training(sparse_input):
 
 
 @pytest.mark.parametrize("padding_weight", ["importance", "none"])
-def test_output_layer_keeps_part_of_its_budget_for_importance_weighted_padding(padding_weight):
+@pytest.mark.parametrize("hard_negatives", [0, 4])
+def test_output_layer_with_lists_keeps_part_of_its_budget_for_the_padding(padding_weight,
+                                                                         hard_negatives):
     from skmach.neural_network._base import _PADDING_RESERVE
 
     rng = np.random.default_rng(0)
@@ -251,15 +253,17 @@ def test_output_layer_keeps_part_of_its_budget_for_importance_weighted_padding(p
     budget = 20
     # 1-bit codes: every table returns about half the outputs, far over the budget
     net = SparseNetwork([12, 16, 100], [False, True], [16, budget], n_tables=8, n_bits=1,
-                        padding_weight=padding_weight, rng=0)
+                        padding_weight=padding_weight, hard_negatives=hard_negatives, rng=0)
     seeds = [None, rng.integers(1, 2**63, 32, dtype=np.uint64)]
+    for _ in range(3):  # the lists fill up as the batches report their negatives
+        net.train_batch(X, np.arange(33), y)
     out = net.forward(X, train=True, forced=(np.arange(33), y), seeds=seeds)[-1][1]
     _, s, e, ind, _, fm, examined, pad_start, _ = out
     assert np.all(e - s == budget) and np.all(examined > budget)
     n_padding = e - pad_start
-    if padding_weight == "importance":
+    if padding_weight == "importance" and hard_negatives:
         assert np.all(n_padding >= math.ceil(_PADDING_RESERVE * budget))
-    else:  # the tables' candidates fill the budget: no padding
+    else:  # the tables' candidates (and the lists) fill the budget: no padding
         assert np.all(n_padding == 0)
     for i in range(32):  # the label stays active, and every slot is distinct
         assert y[i] in ind[s[i]:e[i]][fm[s[i]:e[i]]]
