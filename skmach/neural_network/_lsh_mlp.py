@@ -149,7 +149,8 @@ default="auto"
         with are often not among them. It pays where classes have many
         training samples: on debian-paths (24,288 classes, about 50 paths
         each; 1% active, 2 epochs) ``hard_negatives=32`` raised test P@1
-        from 0.916 to 0.938-0.940 (dense output: 0.946), on a synthetic set of
+        from 0.916 to 0.936-0.940 (dense output: 0.945-0.946; 0.936 with the
+        padding reserve described under ``padding_weight``), on a synthetic set of
         10,000 classes (``make_extreme_classification``, 48,000 samples, 3
         epochs, default settings) from 0.773 to 0.781. Where most classes
         have a sample or none it costs: 100,000 classes over 40,000
