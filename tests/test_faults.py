@@ -99,6 +99,11 @@ def _estimators():
         pytest.param(lambda n_jobs: LSHSparseMLPClassifier(
             hidden_layer_sizes=(16,), n_epochs=6, batch_size=32, random_state=0),
             id="lsh"),
+        # an LSH hidden layer: at 2 threads its active sets are selected ahead
+        # on a thread of its own (SparseNetwork.epoch_batches)
+        pytest.param(lambda n_jobs: LSHSparseMLPClassifier(
+            hidden_layer_sizes=(64,), lsh_layers="hidden", active_budget=0.25, n_bits=2,
+            n_epochs=6, batch_size=32, n_jobs=n_jobs, random_state=0), id="lsh-hidden"),
     ]
 
 

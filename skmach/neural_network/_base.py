@@ -17,6 +17,9 @@ batch, or the active neurons of an LSH layer).
 
 import math
 import time
+from collections import deque, namedtuple
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +27,7 @@ import scipy.sparse as sp
 from .._hashing import make_hash_family
 from .._kernels import _lsh_tables as KT
 from .._kernels import _lsh_train as KN
-from .._kernels import one_thread_if_small
+from .._kernels import numba_threads, one_thread_if_small
 
 _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 #: Adam work per parameter updated, in multiply-add equivalents (accounting)
@@ -49,6 +52,13 @@ _MAX_LOG2_BUCKETS = 15
 #: (0.5% active) the reserved padding lowered P@1 from 0.446 to 0.135
 #: (lsh_mlp_notes.md, ninth round).
 _PADDING_RESERVE = 0.1
+#: batches whose first-layer active sets the prefetching thread selects
+#: ahead of training at most (:meth:`SparseNetwork.epoch_batches`)
+_LOOKAHEAD = 8
+
+#: a batch ready for training: its input activation, and its first layer's
+#: selection (``_select``'s result) and that selection's accounting, or None
+_Prepared = namedtuple("_Prepared", "act sel acct")
 
 
 def _f32(a):
@@ -271,6 +281,74 @@ rerank, sketch_dim :
 
     _in_codes = None
     _in_sketch = None
+
+    # ------------------------------------------------------------------ #
+    # Batches, with the first layer's active sets selected ahead
+    # ------------------------------------------------------------------ #
+    def prefetches(self):
+        """Whether :meth:`epoch_batches` selects the first layer's active
+        sets ahead of training: an LSH first layer that is not the output
+        layer (an output layer's hard-negative lists change every batch)."""
+        return self.layers[0].lsh and len(self.layers) > 1
+
+    def epoch_batches(self, X, order, batch_size, *, cached=False, prefetch=0):
+        """An epoch's minibatches: yields ``(rows, seeds, prepared)`` for
+        ``order`` (training row numbers) cut into batches of ``batch_size``,
+        to pass to :meth:`train_batch` in turn (``cached``: the rows index
+        the first layer's cache, :meth:`set_input_cache`).
+
+        An LSH first layer that is not the output layer (:meth:`prefetches`)
+        selects a sample's active set from its input, the hash tables and
+        the sample's seed: not from the weights that training changes
+        between two rebuilds of the tables. So the batches up to the next
+        rebuild have their seeds drawn at once (in the order
+        :meth:`train_batch` draws them) and, with ``prefetch`` threads, their
+        input gathered and their first layer's active sets selected on a
+        thread of its own (the kernels release the GIL), at most
+        :data:`_LOOKAHEAD` batches ahead, while the calling thread trains.
+        Training at 2 threads then keeps both cores busy without waking
+        Numba's sleeping threads for each kernel. The model is the same with
+        and without prefetching, whatever the threads: each sample's
+        selection does not depend on the others (tested).
+        """
+        starts = range(0, len(order), batch_size)
+        ahead = self.prefetches() and prefetch > 0
+        pool = ThreadPoolExecutor(1, thread_name_prefix="skmach-select") if ahead else None
+        try:
+            b = 0
+            while b < len(starts):
+                k = len(starts) - b
+                if any(la.lsh for la in self.layers):  # up to the next rebuild
+                    k = min(k, max(1, self.next_rebuild - self.n_batches))
+                block = [order[i:i + batch_size] for i in starts[b:b + k]]
+                seeds = [self._draw_seeds(len(r)) for r in block]
+                if pool is None:
+                    for r, sd in zip(block, seeds):
+                        yield r, sd, self._prepare(X, r, sd, cached)
+                else:
+                    todo = deque()
+                    for j in range(len(block)):
+                        for u in range(j + len(todo), min(j + _LOOKAHEAD, len(block))):
+                            todo.append(pool.submit(self._prepare, X, block[u], seeds[u],
+                                                    cached, prefetch))
+                        yield block[j], seeds[j], todo.popleft().result()
+                b += k
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, X, rows, seeds, cached, n_threads=0):
+        """Batch ``rows`` of ``X`` for :meth:`train_batch`: its input and,
+        where :meth:`prefetches`, its first layer's active sets (selected on
+        ``n_threads`` threads; 0: the caller's setting)."""
+        act = as_activation(X[rows], ragged_if_sparse=self.layers[0].lsh)
+        if not self.prefetches():
+            return _Prepared(act, None, None)
+        acct = [0.0, 0.0, 0.0]
+        with numba_threads(n_threads) if n_threads else nullcontext():
+            sel = self._select(self.layers[0], act, True, None, seeds[0],
+                               rows if cached else None, acct)
+        return _Prepared(act, sel, acct)
     #: networks pickled before ``padding_weight`` existed trained without it
     padding_weight = "none"
     #: and those pickled before ``rerank`` existed did not re-rank
@@ -342,49 +420,49 @@ rerank, sketch_dim :
                 cache[rows[todo]] = compute(act)[todo]
         return cache[rows]
 
-    def _query_sketch(self, layer, act, rows):
+    def _query_sketch(self, layer, act, rows, fl=None):
         """``(x - mu) U`` per sample, from the cache where computed
-        (``rows``: training rows, :meth:`set_input_cache`)."""
+        (``rows``: training rows, :meth:`set_input_cache`); ``fl`` as in
+        :meth:`_rerank_query`."""
         if rows is None or self._in_sketch is None:
-            return self._rerank_query(layer, act)
+            return self._rerank_query(layer, act, fl)
         return self._per_row_cache(self._in_sketch, rows, np.isnan,
-                                   lambda a: self._rerank_query(layer, a), act)
+                                   lambda a: self._rerank_query(layer, a, fl), act)
 
-    def _rerank_query(self, layer, act):
-        """The query sketches ``(x - mu) U``; adds the multiply-adds to
-        ``_rerank_flops``."""
+    def _rerank_query(self, layer, act, fl=None):
+        """The query sketches ``(x - mu) U``; adds their multiply-adds to
+        ``fl[0]`` (a one-element list) when given."""
         m = layer.sk_U.shape[1]
         if act[0] == "dense":
             Q = act[1] @ layer.sk_U
             Q -= layer.sk_shift
-            self._rerank_flops += float(act[1].size) * m
-            return Q
-        _, xs, xe, xi, xv = act
-        Q = np.empty((len(xs), m), dtype=np.float32)
-        KT.sketch_ragged(xs, xe, xi, xv, layer.sk_U, layer.sk_shift, Q)
-        self._rerank_flops += float(len(xv)) * m
+            work = float(act[1].size) * m
+        else:
+            _, xs, xe, xi, xv = act
+            Q = np.empty((len(xs), m), dtype=np.float32)
+            KT.sketch_ragged(xs, xe, xi, xv, layer.sk_U, layer.sk_shift, Q)
+            work = float(len(xv)) * m
+        if fl is not None:
+            fl[0] += work
         return Q
 
     def _rerank(self, layer, act, query, n_chunks, examined, distinct, rows=None):
         """The active sets of a re-ranking layer (:meth:`fit_sketch`): of the
         ``n_cand`` candidates :func:`~skmach._kernels._lsh_tables.query_select`
         would return (``query``: its arguments before ``n_chunks``), the
-        ``budget`` best in the sketch, in one kernel; returns ``(idx, cnt)``
-        of width ``budget``. Writes ``examined`` and ``distinct``; ``rows``
-        as in :meth:`_select`."""
+        ``budget`` best in the sketch, in one kernel; returns ``(idx, cnt,
+        multiply-adds)``, ``idx`` of width ``budget``. Writes ``examined`` and
+        ``distinct``; ``rows`` as in :meth:`_select`."""
         n = len(examined)
         m = layer.sk_U.shape[1]
-        self._rerank_flops = 0.0  # the query sketches computed add theirs
-        Q = self._query_sketch(layer, act, rows)
+        fl = [0.0]  # the query sketches computed add theirs
+        Q = self._query_sketch(layer, act, rows, fl)
         out = np.zeros((n, layer.budget), dtype=np.int64)
         out_cnt = np.zeros(n, dtype=np.int64)
         n_cand = np.zeros(n, dtype=np.int64)  # candidates scored per sample
         KT.query_rerank(*query, layer.sketch, layer.sketch0, Q, layer.budget, n_chunks, out,
                         out_cnt, n_cand, examined, distinct)
-        self._rerank_flops += float(n_cand.sum()) * (m + 1)
-        return out, out_cnt
-
-    _rerank_flops = 0.0
+        return out, out_cnt, fl[0] + float(n_cand.sum()) * (m + 1)
 
     def _input_codes(self, layer, act, rows):
         """Query buckets of the first layer, from the cache where computed."""
@@ -393,11 +471,16 @@ rerank, sketch_dim :
         return self._per_row_cache(self._in_codes, rows, lambda c: c < 0,
                                    lambda a: self._codes(layer, a), act).astype(np.int64)
 
-    def _select(self, layer, act, train, forced, seeds, rows=None):
+    def _select(self, layer, act, train, forced, seeds, rows=None, acct=None):
         """Active sets: ``(s, e, ind, fmask)`` (ragged) and entries examined.
 
         ``rows``: the training rows of the batch, for the first layer's cache
-        of query buckets (:meth:`set_input_cache`).
+        of query buckets (:meth:`set_input_cache`). In training the hashing
+        and retrieval seconds and the re-ranking's multiply-adds go to the
+        network's counters, or are added to ``acct`` (``[hashing s,
+        retrieval s, multiply-adds]``) when given: a selection made on the
+        prefetching thread (:meth:`epoch_batches`), counted by the training
+        thread.
         """
         n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
         t0 = time.perf_counter()
@@ -435,12 +518,11 @@ rerank, sketch_dim :
         query = (layer.ptr, layer.ids, qb, layer.n_buckets, layer.n_out, n_cand, n_pad, fptr,
                  flab, fpos, self.selection, self.threshold, train, seeds, layer.pad_perm)
         n_chunks = min(self.n_chunks, max(n, 1))
+        work = 0.0
         if rerank:  # a first layer: nothing forced, no padding weights
-            idx, cnt = self._rerank(layer, act, query, n_chunks, examined, distinct, rows)
+            idx, cnt, work = self._rerank(layer, act, query, n_chunks, examined, distinct, rows)
             n_sel = cnt
             fmask = np.zeros(idx.shape, dtype=np.bool_)
-            if train:
-                self.flops += self._rerank_flops
         else:
             max_forced = int(np.max(np.diff(fptr))) if n else 0
             idx = np.zeros((n, max(n_cand, n_pad, max_forced, 1)), dtype=np.int64)
@@ -451,10 +533,20 @@ rerank, sketch_dim :
         examined += lists_read  # the hard-negative lists are entries examined too
         t2 = time.perf_counter()
         if train:  # the cost accounting is the training's; predict changes nothing
-            self.times["hashing"] += t1 - t0
-            self.times["retrieval"] += t2 - t1
+            if acct is None:
+                self._account((t1 - t0, t2 - t1, work))
+            else:
+                acct[0] += t1 - t0
+                acct[1] += t2 - t1
+                acct[2] += work
         s = np.arange(n, dtype=np.int64) * idx.shape[1]
         return (s, s + cnt, idx.ravel(), fmask.ravel(), examined, s + n_sel)
+
+    def _account(self, acct):
+        """Add a selection's ``[hashing s, retrieval s, multiply-adds]``."""
+        self.times["hashing"] += acct[0]
+        self.times["retrieval"] += acct[1]
+        self.flops += acct[2]
 
     # ------------------------------------------------------------------ #
     # Forward
@@ -467,10 +559,12 @@ rerank, sketch_dim :
             seen = layer._seen = np.zeros(layer.n_out, dtype=np.bool_)
         return seen
 
-    def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None):
+    def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None,
+                       sel=None):
         if z_only_active:
-            s, e, ind, fm, examined, pad_start = self._select(layer, act, train, forced, seeds,
-                                                              rows)
+            if sel is None:  # else selected already (:meth:`epoch_batches`)
+                sel = self._select(layer, act, train, forced, seeds, rows)
+            s, e, ind, fm, examined, pad_start = sel
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
             # the slots grouped by neuron: the backward pass needs them too
@@ -521,12 +615,21 @@ rerank, sketch_dim :
             return ("ragged", s, e, ind, np.maximum(z, 0))
         return ("dense", np.maximum(out[1], 0))
 
-    def forward(self, X, *, train=False, forced=None, output_lsh=False, seeds=None, rows=None):
+    def forward(self, X, *, train=False, forced=None, output_lsh=False, seeds=None, rows=None,
+                prepared=None):
         """Run the network on a batch; returns the per-layer ``(input, output)`` list.
 
         ``rows``: training row numbers of the batch (see :meth:`set_input_cache`).
+        ``prepared``: the batch as :meth:`epoch_batches` yields it (``X`` is
+        then not read).
         """
-        act = as_activation(X, ragged_if_sparse=self.layers[0].lsh)
+        sel0 = None
+        if prepared is None:
+            act = as_activation(X, ragged_if_sparse=self.layers[0].lsh)
+        else:
+            act, sel0, acct = prepared
+            if sel0 is not None:
+                self._account(acct)
         cache = []
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -534,7 +637,8 @@ rerank, sketch_dim :
             out = self._forward_layer(layer, act, use_lsh, train,
                                       forced if i == last else None,
                                       None if seeds is None else seeds[i],
-                                      rows if i == 0 and train else None)
+                                      rows if i == 0 and train else None,
+                                      sel0 if i == 0 else None)
             cache.append((act, out))
             act = self._relu(out)
         return cache
@@ -579,19 +683,31 @@ rerank, sketch_dim :
                 layer.last_step[:] = self.t
                 del layer._no_last_step
 
-    def train_batch(self, X, pptr, plab, rows=None):
+    def _draw_seeds(self, n):
+        """A batch's random seeds: one per sample and LSH layer."""
+        return [self.rng.integers(1, 2**63, n, dtype=np.uint64) if la.lsh else None
+                for la in self.layers]
+
+    def train_batch(self, X, pptr, plab, rows=None, seeds=None, prepared=None):
         """One Adam step on a minibatch; returns the mean data loss.
 
         ``plab[pptr[i]:pptr[i + 1]]`` are the true labels of sample ``i``: its
         target is uniform over them, and in an LSH output layer their neurons
         are always active. ``rows``: the batch's row numbers in the training
         set, when the first layer's query buckets are cached
-        (:meth:`set_input_cache`).
+        (:meth:`set_input_cache`). ``seeds`` and ``prepared``: as
+        :meth:`epoch_batches` yields them (``X`` is then not read); without
+        them the seeds are drawn here.
         """
-        n = X.shape[0]
-        seeds = [self.rng.integers(1, 2**63, n, dtype=np.uint64) if la.lsh else None
-                 for la in self.layers]
-        cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds, rows=rows)
+        if prepared is not None:
+            act = prepared.act
+            n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        else:
+            n = X.shape[0]
+        if seeds is None:
+            seeds = self._draw_seeds(n)
+        cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds, rows=rows,
+                             prepared=prepared)
         t0 = time.perf_counter()
         out = cache[-1][1]
         loss = np.zeros(n, dtype=np.float64)

@@ -4,6 +4,7 @@ import copy
 import math
 import time
 import warnings
+from contextlib import closing
 from numbers import Integral, Real
 
 import numpy as np
@@ -483,7 +484,7 @@ default="auto"
         Y = enc[rows]
         return Y.indptr.astype(np.int64), Y.indices.astype(np.int64)
 
-    def _threads(self, X=None):
+    def _threads(self, X=None, n=None):
         """Numba's and BLAS's thread limits for a fit on ``X`` (or a prediction).
 
         BLAS gets ``n_jobs`` threads only where training multiplies dense
@@ -493,13 +494,21 @@ default="auto"
         from the parallel kernels (MNIST at 2 threads: 1.1-1.9 s per epoch
         with BLAS at 2 threads, 0.8 s at 1, ``lsh_mlp_notes.md``).
         """
-        n = n_threads_for(self.n_jobs)
+        n = n_threads_for(self.n_jobs) if n is None else n
         blas = n if X is not None and self._net.uses_blas(sp.issparse(X)) else 1
         return numba_threads(n), threadpool_limits(blas, user_api="blas")
 
     # ------------------------------------------------------------------ #
     # Training
     # ------------------------------------------------------------------ #
+    def _fit_sketch(self, X):
+        """The re-ranking's subspace (:meth:`SparseNetwork.fit_sketch`), its
+        SVD under the fit's BLAS limit (two OpenBLAS threads took MNIST's
+        0.07 s to 0.10-0.19 s)."""
+        nt, bl = self._threads(X)
+        with nt, bl:
+            self._net.fit_sketch(X)
+
     def _run_epoch(self, X, kind, enc, rng, bar=None, cached=False):
         net = self._net
         n = X.shape[0]
@@ -507,12 +516,17 @@ default="auto"
         bs = min(self.batch_size, n)
         total = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
-        nt, bl = self._threads(X)
-        with nt, bl:
-            for start in range(0, n, bs):
-                rows = order[start:start + bs]
+        # with an LSH first hidden layer and 2+ threads, one half of them
+        # selects its active sets ahead (SparseNetwork.epoch_batches)
+        n_threads = n_threads_for(self.n_jobs)
+        ahead = n_threads // 2 if net.prefetches() else 0
+        nt, bl = self._threads(X, n_threads - ahead)
+        batches = net.epoch_batches(X, order, bs, cached=cached, prefetch=ahead)
+        with nt, bl, closing(batches):
+            for rows, seeds, prepared in batches:
                 pptr, plab = self._positives(kind, enc, rows)
-                loss = net.train_batch(X[rows], pptr, plab, rows=rows if cached else None)
+                loss = net.train_batch(None, pptr, plab, rows=rows if cached else None,
+                                       seeds=seeds, prepared=prepared)
                 total += loss * len(rows)
                 if bar is not None:
                     bar.update(1)
@@ -609,7 +623,7 @@ default="auto"
             )
             X_val, enc_val = X[va], enc[va]
             X, enc = X[tr], enc[tr]
-        self._net.fit_sketch(X)  # rerank: the input's principal subspace
+        self._fit_sketch(X)
         n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
         bar = progress_bar(self.n_epochs * n_batches, self.verbose, desc=type(self).__name__,
                            unit="batch")
@@ -675,7 +689,7 @@ default="auto"
             self.n_outputs_ = len(classes_)
             self._rng = check_random_state(self.random_state)
             self._init_network(X.shape[1], self.n_outputs_, self._rng)
-            self._net.fit_sketch(X)
+            self._fit_sketch(X)
         else:
             if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
                 raise ValueError(

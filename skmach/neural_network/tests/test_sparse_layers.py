@@ -241,6 +241,105 @@ def test_cached_input_buckets_give_the_same_training(sparse_input):
     assert nets[1]._in_codes is None
 
 
+def _train_epochs(net, X, y, prefetch, n_epochs=3, bs=16):
+    """Train ``net`` on ``X, y``: each batch through :meth:`train_batch`
+    alone (``prefetch=None``), or as :meth:`epoch_batches` prepares them."""
+    n = X.shape[0]
+    order = np.random.default_rng(1)
+    for _ in range(n_epochs):
+        perm = order.permutation(n)
+        if prefetch is None:
+            for s in range(0, n, bs):
+                rows = perm[s:s + bs]
+                net.train_batch(X[rows], np.arange(len(rows) + 1), y[rows], rows=rows)
+        else:
+            for rows, seeds, prep in net.epoch_batches(X, perm, bs, cached=True,
+                                                       prefetch=prefetch):
+                net.train_batch(None, np.arange(len(rows) + 1), y[rows], rows=rows,
+                                seeds=seeds, prepared=prep)
+
+
+def _selecting_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("skmach-select")]
+
+
+@pytest.mark.parametrize("sparse_input", [False, True])
+@pytest.mark.parametrize("rerank", [0, 3])
+def test_selecting_ahead_on_a_thread_gives_the_same_training(sparse_input, rerank):
+    # epoch_batches selects the first layer's active sets of the batches up to
+    # the next rebuild ahead (prefetch > 0: on a thread of its own, while the
+    # caller trains): the same weights, tables, rebuilds and counters as
+    # selecting each batch's in train_batch.
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 12)) * (rng.random((40, 12)) < 0.5)
+    if sparse_input:
+        X = sp.csr_matrix(X)
+    y = rng.integers(0, 3, 40)
+    nets = []
+    for prefetch in (None, 0, 1):
+        net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2,
+                            rebuild_interval=2, rebuild_decay=0.3, rerank=rerank, rng=0)
+        assert net.prefetches()
+        net.fit_sketch(X)
+        net.set_input_cache(40)
+        _train_epochs(net, X, y, prefetch)
+        nets.append(net)
+    assert _selecting_threads() == []  # the pool is gone with its epoch
+    ref = nets[0]
+    assert len(ref.rebuild_batches) >= 3  # blocks of 2, 3, ... batches, across epochs
+    for net in nets[1:]:
+        for a, b in zip(ref.layers, net.layers):
+            np.testing.assert_array_equal(a.P, b.P)
+            np.testing.assert_array_equal(a.b, b.b)
+        np.testing.assert_array_equal(ref.layers[0].ids, net.layers[0].ids)
+        assert net.rebuild_batches == ref.rebuild_batches
+        assert net.flops == ref.flops
+        np.testing.assert_array_equal(net.examined_sum, ref.examined_sum)
+        assert net.times["retrieval"] > 0
+
+
+def test_only_a_hidden_lsh_first_layer_is_selected_ahead():
+    rng = np.random.default_rng(0)
+    # an LSH output layer (hard-negative lists change every batch), a dense
+    # first layer: nothing to select ahead, the same batches
+    for lsh in ([False, True], [True], [False, False]):
+        sizes = [12, 30, 5][:len(lsh) + 1]
+        net = SparseNetwork(sizes, lsh, [sizes[1], 5][:len(lsh)], n_tables=4, n_bits=2,
+                            rng=0)
+        assert not net.prefetches()
+        X = rng.random((20, 12))
+        batches = list(net.epoch_batches(X, np.arange(20)[::-1], 8, prefetch=1))
+        assert [len(r) for r, _, _ in batches] == [8, 8, 4]
+        assert all(p.sel is None for _, _, p in batches)
+        np.testing.assert_array_equal(batches[0][2].act[1], X[19:11:-1].astype(np.float32))
+
+
+def test_an_error_while_selecting_ahead_reaches_the_caller(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 12))
+    y = rng.integers(0, 3, 64)
+    net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2, rng=0)
+
+    def failing(*args, **kwargs):
+        raise ArithmeticError("from the selecting thread")
+
+    monkeypatch.setattr(net, "_select", failing)
+    with pytest.raises(ArithmeticError, match="selecting thread"):
+        _train_epochs(net, X, y, prefetch=1, n_epochs=1)
+    assert _selecting_threads() == []
+    # a consumer that stops early (an exception of its own) closes the epoch
+    monkeypatch.undo()
+    from contextlib import closing
+
+    batches = net.epoch_batches(X, np.arange(64), 8, prefetch=1)
+    with closing(batches):
+        next(batches)
+        assert len(_selecting_threads()) == 1
+    assert _selecting_threads() == []
+
+
 @pytest.mark.parametrize("padding_weight", ["importance", "none"])
 @pytest.mark.parametrize("hard_negatives", [0, 4])
 def test_output_layer_with_lists_keeps_part_of_its_budget_for_the_padding(padding_weight,
