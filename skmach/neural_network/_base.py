@@ -57,8 +57,10 @@ _PADDING_RESERVE = 0.1
 _LOOKAHEAD = 8
 
 #: a batch ready for training: its input activation, and its first layer's
-#: selection (``_select``'s result) and that selection's accounting, or None
-_Prepared = namedtuple("_Prepared", "act sel acct")
+#: selection (``_select``'s result), the selection's slots grouped by neuron
+#: (``inverse_map``) and their accounting (``[hashing s, retrieval s,
+#: multiply-adds, forward s]``), or None
+_Prepared = namedtuple("_Prepared", "act sel inv acct")
 
 
 def _f32(a):
@@ -343,12 +345,16 @@ rerank, sketch_dim :
         ``n_threads`` threads; 0: the caller's setting)."""
         act = as_activation(X[rows], ragged_if_sparse=self.layers[0].lsh)
         if not self.prefetches():
-            return _Prepared(act, None, None)
-        acct = [0.0, 0.0, 0.0]
+            return _Prepared(act, None, None, None)
+        layer = self.layers[0]
+        acct = [0.0, 0.0, 0.0, 0.0]
         with numba_threads(n_threads) if n_threads else nullcontext():
-            sel = self._select(self.layers[0], act, True, None, seeds[0],
-                               rows if cached else None, acct)
-        return _Prepared(act, sel, acct)
+            sel = self._select(layer, act, True, None, seeds[0], rows if cached else None,
+                               acct)
+            t0 = time.perf_counter()
+            inv = KN.inverse_map(sel[0], sel[1], sel[2], layer.n_out)
+        acct[3] = time.perf_counter() - t0
+        return _Prepared(act, sel, inv, acct)
     #: networks pickled before ``padding_weight`` existed trained without it
     padding_weight = "none"
     #: and those pickled before ``rerank`` existed did not re-rank
@@ -543,10 +549,13 @@ rerank, sketch_dim :
         return (s, s + cnt, idx.ravel(), fmask.ravel(), examined, s + n_sel)
 
     def _account(self, acct):
-        """Add a selection's ``[hashing s, retrieval s, multiply-adds]``."""
+        """Add a selection's ``[hashing s, retrieval s, multiply-adds]`` (and
+        ``forward s``, a prepared batch's inverse map)."""
         self.times["hashing"] += acct[0]
         self.times["retrieval"] += acct[1]
         self.flops += acct[2]
+        if len(acct) > 3:
+            self.times["forward"] += acct[3]
 
     # ------------------------------------------------------------------ #
     # Forward
@@ -560,15 +569,16 @@ rerank, sketch_dim :
         return seen
 
     def _forward_layer(self, layer, act, z_only_active, train, forced, seeds, rows=None,
-                       sel=None):
+                       sel=None, inv=None):
         if z_only_active:
-            if sel is None:  # else selected already (:meth:`epoch_batches`)
+            if sel is None:  # else selected already (:meth:`epoch_batches`), with inv
                 sel = self._select(layer, act, train, forced, seeds, rows)
             s, e, ind, fm, examined, pad_start = sel
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
             # the slots grouped by neuron: the backward pass needs them too
-            inv = KN.inverse_map(s, e, ind, layer.n_out) if train else None
+            if train and inv is None:
+                inv = KN.inverse_map(s, e, ind, layer.n_out)
             if act[0] == "dense" and train:
                 # neuron by neuron: each active row read once per batch
                 with one_thread_if_small(len(ind) * layer.n_in):
@@ -623,11 +633,11 @@ rerank, sketch_dim :
         ``prepared``: the batch as :meth:`epoch_batches` yields it (``X`` is
         then not read).
         """
-        sel0 = None
+        sel0 = inv0 = None
         if prepared is None:
             act = as_activation(X, ragged_if_sparse=self.layers[0].lsh)
         else:
-            act, sel0, acct = prepared
+            act, sel0, inv0, acct = prepared
             if sel0 is not None:
                 self._account(acct)
         cache = []
@@ -638,7 +648,7 @@ rerank, sketch_dim :
                                       forced if i == last else None,
                                       None if seeds is None else seeds[i],
                                       rows if i == 0 and train else None,
-                                      sel0 if i == 0 else None)
+                                      *((sel0, inv0) if i == 0 else ()))
             cache.append((act, out))
             act = self._relu(out)
         return cache
@@ -737,7 +747,11 @@ rerank, sketch_dim :
         lr_t = self._adam_lr()
         alpha = self.alpha / n
         for i in range(len(self.layers) - 1, -1, -1):
-            grad = self._backward_layer(self.layers[i], cache[i], grad, i > 0, alpha, lr_t)
+            # an LSH layer's slots by neuron are the next layer's input by column
+            prev = cache[i - 1][1] if i > 0 else None
+            in_inv = prev[8] if prev is not None and prev[0] == "active" else None
+            grad = self._backward_layer(self.layers[i], cache[i], grad, i > 0, alpha, lr_t,
+                                        in_inv)
         self._count(cache)
         self.n_batches += 1
         self.n_samples_seen += n
@@ -772,7 +786,10 @@ rerank, sketch_dim :
                 self.flops += _CATCH_UP_COST * layer.n_out * (layer.n_in + 1)
         self.times["update"] += time.perf_counter() - t0
 
-    def _backward_layer(self, layer, cached, grad, need_dx, alpha, lr_t):
+    def _backward_layer(self, layer, cached, grad, need_dx, alpha, lr_t, in_inv=None):
+        """Gradient step of ``layer``; returns the gradient of its input (or
+        None). ``in_inv``: its ragged input's entries grouped by column, when
+        known (an LSH layer's slots grouped by neuron, from its forward)."""
         act, out = cached
         nc = self.n_chunks
         t0 = time.perf_counter()
@@ -831,7 +848,9 @@ rerank, sketch_dim :
                     with one_thread_if_small(len(xv) * layer.n_out):
                         KN.dx_dense_ragged(layer.P, grad, xs, xe, xi, dx)
                 t1 = time.perf_counter()
-                rows, rptr, rpos, rsam = KN.inverse_map(xs, xe, xi, layer.n_in)
+                if in_inv is None:
+                    in_inv = KN.inverse_map(xs, xe, xi, layer.n_in)
+                rows, rptr, rpos, rsam = in_inv
                 self._cols_seen = len(rows)  # for _count: the input columns seen
                 empty = np.zeros(0, dtype=np.float32)
                 with one_thread_if_small((len(rows) + len(rpos)) * layer.n_out):
