@@ -273,6 +273,7 @@ def _select_one(i, ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fp
         score[o] = FORCED
         if u < fptr[i] + fpos[i]:
             pos[o] = True
+    n_forced = nc  # distinct forced neurons
     ex = 0
     for t in range(L):
         k = t * n_buckets + qb[i, t]
@@ -284,35 +285,40 @@ def _select_one(i, ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fp
             cand[nc] = o
             nc += sc == 0
             score[o] = sc + (sc < FORCED)
+    w = 0
+    keep = budget if budget > n_forced else n_forced
+    if selection == 0 and nc <= keep:
+        # every candidate fits (the rule below would take them all,
+        # in another order): one pass, and the random draw the tie
+        # rule makes (when a candidate has one collision, or exactly
+        # the budget is retrieved), so that the padding below draws the
+        # same; no histogram
+        draw = train and nc > 0 and nc == keep
+        for c in range(nc):
+            o = cand[c]
+            idx_row[w] = o
+            fmask_row[w] = pos[o]
+            draw |= train and score[o] == 1
+            w += 1
+        if draw:
+            _uniform(state)
+        return _finish_select(i, nc, w, ex, fptr, flab, n_out, n_pad, train, pad_perm, score,
+                              pos, cand, state, idx_row, fmask_row)
     # selection scores
     for h in range(L + 2):
         hist[h] = 0
-    n_forced = 0
     for c in range(nc):
         o = cand[c]
         sc = score[o]
         if sc == FORCED:
-            n_forced += 1
+            pass
         elif selection == 1:
             sc = 1
         elif selection == 2 and sc < threshold:
             sc = 0
         score[o] = sc
         hist[sc] += 1
-    w = 0
-    keep = budget if budget > n_forced else n_forced
-    if selection == 0 and nc <= keep:
-        # every candidate fits (the rule below would take them all,
-        # in another order): one pass, and the random draw the tie
-        # rule makes, so that the padding below draws the same
-        for c in range(nc):
-            o = cand[c]
-            idx_row[w] = o
-            fmask_row[w] = pos[o]
-            w += 1
-        if train and nc > 0 and (nc == keep or hist[1] > 0):
-            _uniform(state)
-    elif selection == 3 and train and nc <= keep:
+    if selection == 3 and train and nc <= keep:
         # every candidate is drawn: all of them, in order, and the
         # random draws the sampling below makes (same model)
         for c in range(nc):
@@ -379,15 +385,24 @@ def _select_one(i, ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fp
                     fmask_row[w] = pos[o]
                     w += 1
                     rem -= 1
-    # mark selected, reset the others
+    return _finish_select(i, nc, w, ex, fptr, flab, n_out, n_pad, train, pad_perm, score, pos,
+                          cand, state, idx_row, fmask_row)
+
+
+@njit(**SERIAL)
+def _finish_select(i, nc, w, ex, fptr, flab, n_out, n_pad, train, pad_perm, score, pos, cand,
+                   state, idx_row, fmask_row):
+    """The end of :func:`_select_one`: resets the scratch and pads the
+    ``w`` selected slots up to ``n_pad``; returns its result."""
     for c in range(nc):
         score[cand[c]] = 0
     for u in range(fptr[i], fptr[i + 1]):
         pos[flab[u]] = False
-    for c in range(w):
-        score[idx_row[c]] = 1
     n_sel = w
     if w < n_pad:
+        # mark the selected ones, pad with the others, reset
+        for c in range(w):
+            score[idx_row[c]] = 1
         start = int(_uniform(state) * n_out) if train else 0
         c = start
         while w < n_pad and c < n_out + start:
@@ -398,8 +413,8 @@ def _select_one(i, ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fp
                 score[o] = 1
                 w += 1
             c += 1
-    for c in range(w):
-        score[idx_row[c]] = 0
+        for c in range(w):
+            score[idx_row[c]] = 0
     return w, ex, nc, n_sel
 
 
