@@ -220,8 +220,10 @@ default="auto"
         GPU code has passed a device run (``benchmarks/gpu_check.sh``).
     n_jobs : int, default=None
         Threads of the compiled kernels and of BLAS during ``fit`` and
-        prediction (joblib semantics: None is 1, -1 all cores). The model is
-        the same for any value.
+        prediction (joblib semantics: None is 1, -1 all cores). With an LSH
+        first hidden layer and 2 or more threads, half of them select that
+        layer's active sets a few batches ahead, on a thread of their own,
+        while the others train. The model is the same for any value.
 
     Attributes
     ----------
@@ -261,7 +263,10 @@ default="auto"
     time_breakdown_ : dict
         Wall-clock seconds spent in hashing, retrieval (look-ups and
         selection), forward, loss, backward, update (gradient sums and Adam)
-        and table rebuilds, over all of training.
+        and table rebuilds, over all of training. Where the first layer's
+        active sets are selected ahead on their own thread (see ``n_jobs``),
+        its hashing and retrieval overlap the rest: the parts can add up to
+        more than the training time.
 
     Notes
     -----
@@ -492,7 +497,8 @@ default="auto"
         in prediction, its products are small (sketches) and one thread:
         OpenBLAS's idle workers spin after each call and would take the cores
         from the parallel kernels (MNIST at 2 threads: 1.1-1.9 s per epoch
-        with BLAS at 2 threads, 0.8 s at 1, ``lsh_mlp_notes.md``).
+        with BLAS at 2 threads, 0.8 s at 1, ``lsh_mlp_notes.md``). ``n``:
+        the threads, if not ``n_jobs``'s (the training thread's share).
         """
         n = n_threads_for(self.n_jobs) if n is None else n
         blas = n if X is not None and self._net.uses_blas(sp.issparse(X)) else 1
