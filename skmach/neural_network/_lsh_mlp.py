@@ -35,8 +35,8 @@ from ._base import SparseNetwork
 #: 1.3x slower at 2,000-4,000; delicious, 983 labels: slower with the default
 #: tables, 1.17x faster at equal P@1 only with tables tuned to prune, L=10 K=8
 #: and 15%, see benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's
-#: 1,000-unit layer at 5% is ~2.3x faster per epoch at 1 thread (not at 2:
-#: 1.26x in the ninth round) and 0.55 points less accurate with tuned
+#: 1,000-unit layer at 5% is 2.4-2.7x faster per epoch at 1 thread (2.3x at
+#: 2, with its selection on a thread of its own) and 0.5 points less accurate with tuned
 #: retrieval (L=70, a 48-dim sketch, Adam step 2e-3; about 1.1 points with
 #: the default tables and sketch; 2.4 points before re-ranking), so hidden
 #: layers stay dense unless wide.
