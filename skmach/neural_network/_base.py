@@ -53,8 +53,11 @@ _MAX_LOG2_BUCKETS = 15
 #: (lsh_mlp_notes.md, ninth round).
 _PADDING_RESERVE = 0.1
 #: batches whose first-layer active sets the prefetching thread selects
-#: ahead of training at most (:meth:`SparseNetwork.epoch_batches`)
+#: ahead of training at most (:meth:`SparseNetwork.epoch_batches`), and the
+#: memory their inputs may take (at least 2 batches: the one trained on and
+#: the next)
 _LOOKAHEAD = 8
+_LOOKAHEAD_BYTES = 64 * 2**20
 
 #: a batch ready for training: its input activation, and its first layer's
 #: selection (``_select``'s result), the selection's slots grouped by neuron
@@ -307,7 +310,8 @@ rerank, sketch_dim :
         :meth:`train_batch` draws them) and, with ``prefetch`` threads, their
         input gathered and their first layer's active sets selected on a
         thread of its own (the kernels release the GIL), at most
-        :data:`_LOOKAHEAD` batches ahead, while the calling thread trains.
+        :data:`_LOOKAHEAD` batches ahead (fewer where their inputs would take
+        more than :data:`_LOOKAHEAD_BYTES`), while the calling thread trains.
         Training at 2 threads then keeps both cores busy without waking
         Numba's sleeping threads for each kernel. The model is the same with
         and without prefetching, whatever the threads: each sample's
@@ -316,6 +320,10 @@ rerank, sketch_dim :
         starts = range(0, len(order), batch_size)
         ahead = self.prefetches() and prefetch > 0
         pool = ThreadPoolExecutor(1, thread_name_prefix="skmach-select") if ahead else None
+        # a batch's input as the first layer reads it: float32 values (and
+        # int64 columns where sparse)
+        row_bytes = 12 * X.nnz / max(X.shape[0], 1) if sp.issparse(X) else 4 * X.shape[1]
+        look = int(min(_LOOKAHEAD, max(2, _LOOKAHEAD_BYTES // max(batch_size * row_bytes, 1))))
         try:
             b = 0
             while b < len(starts):
@@ -330,7 +338,7 @@ rerank, sketch_dim :
                 else:
                     todo = deque()
                     for j in range(len(block)):
-                        for u in range(j + len(todo), min(j + _LOOKAHEAD, len(block))):
+                        for u in range(j + len(todo), min(j + look, len(block))):
                             todo.append(pool.submit(self._prepare, X, block[u], seeds[u],
                                                     cached, prefetch))
                         yield block[j], seeds[j], todo.popleft().result()

@@ -316,6 +316,32 @@ def test_only_a_hidden_lsh_first_layer_is_selected_ahead():
         np.testing.assert_array_equal(batches[0][2].act[1], X[19:11:-1].astype(np.float32))
 
 
+def test_selecting_ahead_holds_a_bounded_number_of_batches(monkeypatch):
+    import time
+    from contextlib import closing
+
+    from skmach.neural_network import _base
+
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 12))
+    net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2,
+                        rebuild_interval=1000, rng=0)
+    calls = []
+    prepare = net._prepare
+    monkeypatch.setattr(net, "_prepare", lambda *a: calls.append(1) or prepare(*a))
+    # at most _LOOKAHEAD batches ahead; 2 where their inputs would not fit the bytes
+    for limit, most in ((_base._LOOKAHEAD_BYTES, _base._LOOKAHEAD), (1, 2)):
+        monkeypatch.setattr(_base, "_LOOKAHEAD_BYTES", limit)
+        calls.clear()
+        with closing(net.epoch_batches(X, np.arange(200), 8, prefetch=1)) as batches:
+            next(batches)
+            deadline = time.monotonic() + 10
+            while len(calls) < most and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
+            assert len(calls) == most
+
+
 def test_an_error_while_selecting_ahead_reaches_the_caller(monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.random((64, 12))
