@@ -38,6 +38,7 @@ from contextlib import contextmanager
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
+import numpy as np  # noqa: E402
 from joblib import effective_n_jobs  # noqa: E402
 
 
@@ -70,6 +71,28 @@ _ensure_cache_dir()
 SERIAL = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 #: options of every kernel parallel over samples
 PARALLEL = dict(cache=True, nogil=True, parallel=True, boundscheck=False, error_model="numpy")
+
+
+@numba.njit(**PARALLEL)
+def _first_parallel_region(a):
+    for i in numba.prange(a.shape[0]):
+        a[i] = i
+
+
+def threadsafe_layer():
+    """Whether Numba's parallel kernels may run from two threads at once.
+
+    True for the "omp" and "tbb" threading layers; the "workqueue" layer
+    (the fallback where neither OpenMP nor TBB is found) terminates the
+    process when two threads enter it. The layer is chosen by the first
+    parallel region, which this starts if none has run yet.
+    """
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        _first_parallel_region(np.zeros(1))
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")
 
 
 def n_threads_for(n_jobs):

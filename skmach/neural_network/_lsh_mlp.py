@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from .._device import resolve_device
-from .._kernels import n_threads_for, numba_threads
+from .._kernels import n_threads_for, numba_threads, threadsafe_layer
 from ..base import _VersionedStateMixin
 from ..utils._math import softmax
 from ..utils._progress import progress_bar
@@ -525,7 +525,7 @@ default="auto"
         # with an LSH first hidden layer and 2+ threads, one half of them
         # selects its active sets ahead (SparseNetwork.epoch_batches)
         n_threads = n_threads_for(self.n_jobs)
-        ahead = n_threads // 2 if net.prefetches() else 0
+        ahead = n_threads // 2 if net.prefetches() and threadsafe_layer() else 0
         nt, bl = self._threads(X, n_threads - ahead)
         batches = net.epoch_batches(X, order, bs, cached=cached, prefetch=ahead)
         with nt, bl, closing(batches):

@@ -1,5 +1,6 @@
 import warnings
 
+import numba
 import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import make_classification
@@ -160,6 +161,28 @@ def test_same_model_whatever_n_jobs(rerank, min_work, monkeypatch):
     for la, lb in zip(a._net.layers, b._net.layers):
         np.testing.assert_array_equal(la.W, lb.W)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+@pytest.mark.parametrize("layer, ahead", [("omp", 1), ("tbb", 1), ("workqueue", 0)])
+def test_a_selecting_thread_only_where_the_threading_layer_is_threadsafe(layer, ahead,
+                                                                         monkeypatch):
+    # Numba's workqueue layer terminates the process when two threads enter
+    # it: there the first layer is selected inline, batch by batch
+    from skmach.neural_network._base import SparseNetwork
+
+    asked = []
+    epoch_batches = SparseNetwork.epoch_batches
+
+    def spy(self, *args, prefetch=0, **kwargs):
+        asked.append(prefetch)
+        return epoch_batches(self, *args, prefetch=prefetch, **kwargs)
+
+    monkeypatch.setattr(SparseNetwork, "epoch_batches", spy)
+    monkeypatch.setattr(numba, "threading_layer", lambda: layer)
+    X, y = _blobs(n=60)
+    LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 2}, n_jobs=2).fit(X, y)
+    assert asked == [ahead, ahead]
 
 
 def test_retrieval_is_sublinear_and_costs_are_reported():
