@@ -286,6 +286,10 @@ rerank, sketch_dim :
 
     _in_codes = None
     _in_sketch = None
+    #: networks pickled before ``padding_weight`` existed trained without it
+    padding_weight = "none"
+    #: and those pickled before ``rerank`` existed did not re-rank
+    rerank = 0
 
     # ------------------------------------------------------------------ #
     # Batches, with the first layer's active sets selected ahead
@@ -363,10 +367,6 @@ rerank, sketch_dim :
             inv = KN.inverse_map(sel[0], sel[1], sel[2], layer.n_out)
         acct[3] = time.perf_counter() - t0
         return _Prepared(act, sel, inv, acct)
-    #: networks pickled before ``padding_weight`` existed trained without it
-    padding_weight = "none"
-    #: and those pickled before ``rerank`` existed did not re-rank
-    rerank = 0
 
     # ------------------------------------------------------------------ #
     # Re-ranking in a sketch of the first layer's input
