@@ -310,13 +310,12 @@ def _select_one(i, ptr, ids, qb, n_buckets, n_out, budget, n_pad, fptr, flab, fp
     for c in range(nc):
         o = cand[c]
         sc = score[o]
-        if sc == FORCED:
-            pass
-        elif selection == 1:
-            sc = 1
-        elif selection == 2 and sc < threshold:
-            sc = 0
-        score[o] = sc
+        if sc != FORCED:
+            if selection == 1:
+                sc = 1
+            elif selection == 2 and sc < threshold:
+                sc = 0
+            score[o] = sc
         hist[sc] += 1
     if selection == 3 and train and nc <= keep:
         # every candidate is drawn: all of them, in order, and the
