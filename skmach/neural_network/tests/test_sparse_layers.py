@@ -206,39 +206,14 @@ def test_rebuild_schedule_grows():
     assert net.layers[0].n_hashed <= 40 * (1 + len(gaps))
 
 
-@pytest.mark.parametrize("sparse_input", [False, True])
-def test_cached_input_buckets_give_the_same_training(sparse_input):
-    # The first layer's query buckets are hashed once per fit and looked up
-    # afterwards: the trained weights must be exactly those of hashing every
-    # batch again, and the cache must hold each row's buckets.
+def _small_data(sparse_input):
+    """40 rows of 12 features, about half of them zero (CSR where
+    ``sparse_input``), and 3 classes."""
     rng = np.random.default_rng(0)
     X = rng.random((40, 12)) * (rng.random((40, 12)) < 0.5)
     if sparse_input:
         X = sp.csr_matrix(X)
-    y = rng.integers(0, 3, 40)
-    nets = []
-    for cached in (False, True):
-        net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2,
-                            rebuild_interval=2, rng=0)
-        net.set_input_cache(40 if cached else 0)
-        order = np.random.default_rng(1)
-        for _ in range(3):
-            perm = order.permutation(40)
-            for s in range(0, 40, 16):
-                rows = perm[s:s + 16]
-                net.train_batch(X[rows], np.arange(len(rows) + 1), y[rows],
-                                rows=rows if cached else None)
-        nets.append(net)
-    for a, b in zip(nets[0].layers, nets[1].layers):
-        np.testing.assert_array_equal(a.P, b.P)
-        np.testing.assert_array_equal(a.b, b.b)
-    layer = nets[1].layers[0]
-    Xa = X.toarray() if sparse_input else X
-    from skmach.neural_network._base import as_activation
-    direct = nets[1]._codes(layer, as_activation(Xa))
-    np.testing.assert_array_equal(nets[1]._in_codes, direct)
-    nets[1].set_input_cache(0)
-    assert nets[1]._in_codes is None
+    return X, rng.integers(0, 3, 40)
 
 
 def _train_epochs(net, X, y, prefetch, n_epochs=3, bs=16):
@@ -259,6 +234,31 @@ def _train_epochs(net, X, y, prefetch, n_epochs=3, bs=16):
                                 seeds=seeds, prepared=prep)
 
 
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_cached_input_buckets_give_the_same_training(sparse_input):
+    # The first layer's query buckets are hashed once per fit and looked up
+    # afterwards: the trained weights must be exactly those of hashing every
+    # batch again, and the cache must hold each row's buckets.
+    X, y = _small_data(sparse_input)
+    nets = []
+    for cached in (False, True):
+        net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2,
+                            rebuild_interval=2, rng=0)
+        net.set_input_cache(40 if cached else 0)  # no cache: the rows are not looked up
+        _train_epochs(net, X, y, None)
+        nets.append(net)
+    for a, b in zip(nets[0].layers, nets[1].layers):
+        np.testing.assert_array_equal(a.P, b.P)
+        np.testing.assert_array_equal(a.b, b.b)
+    layer = nets[1].layers[0]
+    Xa = X.toarray() if sparse_input else X
+    from skmach.neural_network._base import as_activation
+    direct = nets[1]._codes(layer, as_activation(Xa))
+    np.testing.assert_array_equal(nets[1]._in_codes, direct)
+    nets[1].set_input_cache(0)
+    assert nets[1]._in_codes is None
+
+
 def _selecting_threads():
     import threading
 
@@ -272,11 +272,7 @@ def test_selecting_ahead_on_a_thread_gives_the_same_training(sparse_input, reran
     # the next rebuild ahead (prefetch > 0: on a thread of its own, while the
     # caller trains): the same weights, tables, rebuilds and counters as
     # selecting each batch's in train_batch.
-    rng = np.random.default_rng(0)
-    X = rng.random((40, 12)) * (rng.random((40, 12)) < 0.5)
-    if sparse_input:
-        X = sp.csr_matrix(X)
-    y = rng.integers(0, 3, 40)
+    X, y = _small_data(sparse_input)
     nets = []
     for prefetch in (None, 0, 1):
         net = SparseNetwork([12, 60, 3], [True, False], [6, 3], n_tables=6, n_bits=2,
