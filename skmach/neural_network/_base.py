@@ -77,6 +77,11 @@ def _f32(a):
 _RAGGED_MAX_DENSITY = 0.0
 
 
+def _n_samples(act):
+    """The samples of an activation (``("dense", X)`` or ``("ragged", ...)``)."""
+    return len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+
+
 def as_activation(X, ragged_if_sparse=False):
     """Network input as an activation (dense float32, or ragged from CSR).
 
@@ -227,7 +232,7 @@ rerank, sketch_dim :
     # ------------------------------------------------------------------ #
     def _codes(self, layer, act):
         fam = layer.family
-        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        n = _n_samples(act)
         codes = np.empty((n, fam.n_tables), dtype=np.int64)
         if fam.__class__.__name__ == "DWTAHash":
             if act[0] == "dense":
@@ -496,7 +501,7 @@ rerank, sketch_dim :
         prefetching thread (:meth:`epoch_batches`), counted by the training
         thread.
         """
-        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        n = _n_samples(act)
         t0 = time.perf_counter()
         qb = self._input_codes(layer, act, rows)
         t1 = time.perf_counter()
@@ -601,7 +606,7 @@ rerank, sketch_dim :
                 self.times["forward"] += time.perf_counter() - t0
             return ("active", s, e, ind, z, fm, examined, pad_start, inv)
         t0 = time.perf_counter()
-        n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+        n = _n_samples(act)
         Z = np.empty((n, layer.n_out), dtype=np.float32)
         if act[0] == "ragged" and layer.lsh:  # every neuron (prediction)
             a = act[1:]
@@ -719,7 +724,7 @@ rerank, sketch_dim :
         """
         if prepared is not None:
             act = prepared.act
-            n = len(act[1]) if act[0] == "ragged" else act[1].shape[0]
+            n = _n_samples(act)
         else:
             n = X.shape[0]
         if seeds is None:
