@@ -496,10 +496,9 @@ rerank, sketch_dim :
         ``rows``: the training rows of the batch, for the first layer's cache
         of query buckets (:meth:`set_input_cache`). In training the hashing
         and retrieval seconds and the re-ranking's multiply-adds go to the
-        network's counters, or are added to ``acct`` (``[hashing s,
-        retrieval s, multiply-adds]``) when given: a selection made on the
-        prefetching thread (:meth:`epoch_batches`), counted by the training
-        thread.
+        network's counters, or are added to ``acct`` (as in :meth:`_account`)
+        when given: a selection made on the prefetching thread
+        (:meth:`epoch_batches`), counted by the training thread.
         """
         n = _n_samples(act)
         t0 = time.perf_counter()
@@ -553,7 +552,7 @@ rerank, sketch_dim :
         t2 = time.perf_counter()
         if train:  # the cost accounting is the training's; predict changes nothing
             if acct is None:
-                self._account((t1 - t0, t2 - t1, work))
+                self._account((t1 - t0, t2 - t1, work, 0.0))
             else:
                 acct[0] += t1 - t0
                 acct[1] += t2 - t1
@@ -562,13 +561,12 @@ rerank, sketch_dim :
         return (s, s + cnt, idx.ravel(), fmask.ravel(), examined, s + n_sel)
 
     def _account(self, acct):
-        """Add a selection's ``[hashing s, retrieval s, multiply-adds]`` (and
-        ``forward s``, a prepared batch's inverse map)."""
+        """Add a selection's ``[hashing s, retrieval s, multiply-adds,
+        forward s]`` (the last: a prepared batch's inverse map)."""
         self.times["hashing"] += acct[0]
         self.times["retrieval"] += acct[1]
         self.flops += acct[2]
-        if len(acct) > 3:
-            self.times["forward"] += acct[3]
+        self.times["forward"] += acct[3]
 
     # ------------------------------------------------------------------ #
     # Forward
@@ -722,11 +720,7 @@ rerank, sketch_dim :
         :meth:`epoch_batches` yields them (``X`` is then not read); without
         them the seeds are drawn here.
         """
-        if prepared is not None:
-            act = prepared.act
-            n = _n_samples(act)
-        else:
-            n = X.shape[0]
+        n = X.shape[0] if prepared is None else _n_samples(prepared.act)
         if seeds is None:
             seeds = self._draw_seeds(n)
         cache = self.forward(X, train=True, forced=(pptr, plab), seeds=seeds, rows=rows,
