@@ -297,13 +297,14 @@ IMAGES_LSH_LR = {"mnist": 2e-3}
 IMAGES_LSH_RETRIEVAL = {"mnist": dict(n_tables=70, sketch_dim=48)}
 
 
-def _median_runs(runs):
+def _median_runs(runs, keys=("test_accuracy",)):
     """One row per model (first-seen order): its run with the median wall
     time per epoch, with every run's wall and CPU seconds per epoch added
     (``runs_s_per_epoch``, ``runs_cpu_s_per_epoch``) when it ran more than
-    once; then its test accuracy is the mean over the runs (one seed each,
-    ``runs_test_accuracy``): a single seed's accuracy moves by a few tenths
-    of a point (MNIST, LSH: 0.965-0.972 over seeds 0-3)."""
+    once; then each score in ``keys`` (test accuracy, or P@1 and P@5) is the
+    mean over the runs (one seed each, ``runs_<key>``): a single seed's
+    accuracy moves by a few tenths of a point (MNIST, LSH: 0.965-0.972 over
+    seeds 0-3)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in runs):
         rs = [r for r in runs if r["model"] == model]
@@ -314,9 +315,10 @@ def _median_runs(runs):
         row = dict(ranked[(len(ranked) - 1) // 2])
         row["runs_s_per_epoch"] = [r["s_per_epoch"] for r in rs]
         row["runs_cpu_s_per_epoch"] = [r["cpu_s_per_epoch"] for r in rs]
-        if all("test_accuracy" in r for r in rs):
-            row["runs_test_accuracy"] = [r["test_accuracy"] for r in rs]
-            row["test_accuracy"] = float(np.mean(row["runs_test_accuracy"]))
+        for key in keys:
+            if all(key in r for r in rs):
+                row[f"runs_{key}"] = [r[key] for r in rs]
+                row[key] = float(np.mean(row[f"runs_{key}"]))
         out.append(row)
     return out
 
@@ -403,20 +405,22 @@ def suite_xc(args):
                    active_budget=extra["active_budget"], selection="topk")
         rows = []
         for t in args.threads:
-            rows += [
-                run_ours(f"LSH output ({extra['active_budget']:.0%}), full scoring", lsh,
-                         X, Y, Xt, Yt, multilabel=True, threads=t)]
-            if "pruned" in extra:  # fewer tables, longer codes: fewer candidates
-                pr = extra["pruned"]
-                rows.append(run_ours(
-                    f"LSH output ({pr.get('active_budget', extra['active_budget']):.0%}), "
-                    f"L={pr['n_tables']} K={pr['n_bits']}", dict(lsh, **pr), X, Y, Xt, Yt,
-                    multilabel=True,
-                    threads=t))
-            rows += [
-                run_ours("dense output (same code)", dict(common, lsh_layers="none"),
-                         X, Y, Xt, Yt, multilabel=True, threads=t),
-            ]
+            runs = []
+            for r in range(args.repeat):  # the models in turn, one seed per run
+                seed = dict(random_state=args.seed + r)
+                runs.append(run_ours(f"LSH output ({extra['active_budget']:.0%}), full scoring",
+                                     dict(lsh, **seed), X, Y, Xt, Yt, multilabel=True,
+                                     threads=t))
+                if "pruned" in extra:  # fewer tables, longer codes: fewer candidates
+                    pr = extra["pruned"]
+                    runs.append(run_ours(
+                        f"LSH output ({pr.get('active_budget', extra['active_budget']):.0%}), "
+                        f"L={pr['n_tables']} K={pr['n_bits']}", dict(lsh, **pr, **seed),
+                        X, Y, Xt, Yt, multilabel=True, threads=t))
+                runs.append(run_ours("dense output (same code)",
+                                     dict(common, lsh_layers="none", **seed),
+                                     X, Y, Xt, Yt, multilabel=True, threads=t))
+            rows += _median_runs(runs, keys=("P@1", "P@5"))
         out[name] = {
             "n_train": X.shape[0], "n_test": Xt.shape[0], "n_labels": Y.shape[1],
             "n_features": X.shape[1], "rows": rows,
@@ -558,9 +562,10 @@ def write(suite, res, args):
                              + ", ".join(f"{a:.2f} / {b:.2f}" for a, b in
                                          zip(row["runs_s_per_epoch"],
                                              row["runs_cpu_s_per_epoch"]))
-                             + ("; test accuracy: the mean of the runs' "
-                                + ", ".join(f"{a:.4f}" for a in row["runs_test_accuracy"])
-                                if "runs_test_accuracy" in row else ""))
+                             + "".join(f"; {key.replace('_', ' ')}: the mean of the runs' "
+                                       + ", ".join(f"{a:.4f}" for a in row[f"runs_{key}"])
+                                       for key in ("test_accuracy", "P@1", "P@5")
+                                       if f"runs_{key}" in row))
         for row in r["rows"]:
             if "time_breakdown_s" in row:
                 lines.append(f"- {row['model']} ({row['threads']} thr) time breakdown (s, "
@@ -587,9 +592,9 @@ def main():
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1,
-                    help="images: run the models this many times in turn, run r with seed "
+                    help="images, xc: run the models this many times in turn, run r with seed "
                          "seed + r, and report each model's median run (wall s per epoch) "
-                         "and mean test accuracy, every run's figures beside them")
+                         "and mean test accuracy (P@1, P@5), every run's figures beside them")
     ap.add_argument("--tag", default="",
                     help="suffix of the results files: lsh_mlp_<suite><tag>.md/.json")
     ap.add_argument("--debian-train", type=int, default=100_000)

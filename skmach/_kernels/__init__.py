@@ -102,8 +102,15 @@ def n_threads_for(n_jobs):
 
 #: kernels with fewer inner-loop steps than this run on the calling thread
 #: (:func:`one_thread_if_small`): a parallel region wakes the pool's sleeping
-#: threads, about 50 us on a 2-core VM, longer than such a kernel takes
-MIN_PARALLEL_WORK = 100_000
+#: threads, 50 us and more on a 2-core VM, and the calling thread runs
+#: slower after it (its serial kernels too: 10-20% on debian-paths). A
+#: vectorised kernel takes about 0.15 ms for this many multiply-adds, the
+#: smallest that gained from a second thread inside an LSH fit (delicious'
+#: output layer, 2.4 million a batch: 0.18 -> 0.16 ms; 0.2-0.5 million:
+#: 2-8x slower). LSH fits at 2 threads, seconds per epoch, 100,000 against
+#: 2,000,000: delicious 0.21 -> 0.18, 60,000 debian-paths 3.98 -> 3.78
+#: (lsh_mlp_notes.md, eleventh round)
+MIN_PARALLEL_WORK = 2_000_000
 
 
 @contextmanager

@@ -52,6 +52,13 @@ _MAX_LOG2_BUCKETS = 15
 #: (0.5% active) the reserved padding lowered P@1 from 0.446 to 0.135
 #: (lsh_mlp_notes.md, ninth round).
 _PADDING_RESERVE = 0.1
+#: a hashing or retrieval kernel's scalar step (a comparison, a read of a
+#: bucket entry) against the vectorised multiply-adds that
+#: :func:`~skmach._kernels.one_thread_if_small` counts: measured on
+#: debian-paths (DWTA of 128 hidden units, 0.75 ms for 205,000 comparisons)
+#: and delicious (retrieval, 0.14 ms for 43,000 entries) against a forward
+#: pass (0.18 ms for 2.4 million multiply-adds), within a factor of two
+_SCALAR_STEPS = 32
 #: batches whose first-layer active sets the prefetching thread selects
 #: ahead of training at most (:meth:`SparseNetwork.epoch_batches`), and the
 #: memory their inputs may take (at least 2 batches: the one trained on and
@@ -97,6 +104,16 @@ def as_activation(X, ragged_if_sparse=False):
         return ("ragged", ip[:-1].copy(), ip[1:].copy(), X.indices.astype(np.int64),
                 _f32(X.data))
     return ("dense", _f32(X))
+
+
+def batch_activation(X, rows, ragged_if_sparse=False):
+    """``as_activation(X[rows], ragged_if_sparse)``; a CSR ``X`` with sorted
+    indices is gathered by a compiled kernel (no SciPy matrix built per
+    batch: 0.1-0.2 ms of Python per delicious batch, a tenth of its step)."""
+    if sp.issparse(X) and X.format == "csr" and X.has_sorted_indices:
+        ptr, xi, xv = KN.take_rows(X.indptr, X.indices, X.data, np.asarray(rows))
+        return ("ragged", ptr[:-1].copy(), ptr[1:].copy(), xi, xv)
+    return as_activation(X[rows], ragged_if_sparse=ragged_if_sparse)
 
 
 def _ragged_to_csr(act, n_cols):
@@ -234,14 +251,22 @@ rerank, sketch_dim :
         fam = layer.family
         n = _n_samples(act)
         codes = np.empty((n, fam.n_tables), dtype=np.int64)
+        # the kernels' scalar steps (comparisons, random reads) count
+        # _SCALAR_STEPS each against one_thread_if_small's vectorised steps
+        if act[0] == "dense":
+            steps = n * float(fam.cost(None))
+        else:
+            steps = float(np.sum(fam.cost(act[2] - act[1] + 1)))
         if fam.__class__.__name__ == "DWTAHash":
-            if act[0] == "dense":
-                KT.dwta_dense(act[1], fam.bins, fam.probes, fam.n_bits, fam.n_tables, codes)
-            else:
-                _, xs, xe, xi, xv = act
-                KT.dwta_ragged(xs, xe, xi, xv, layer.n_in, layer.cptr, layer.cent,
-                               fam.bins.shape[0], fam.bin_size, fam.probes, fam.n_bits,
-                               fam.n_tables, codes)
+            with one_thread_if_small(_SCALAR_STEPS * steps):
+                if act[0] == "dense":
+                    KT.dwta_dense(act[1], fam.bins, fam.probes, fam.n_bits, fam.n_tables,
+                                  codes)
+                else:
+                    _, xs, xe, xi, xv = act
+                    KT.dwta_ragged(xs, xe, xi, xv, layer.n_in, layer.cptr, layer.cent,
+                                   fam.bins.shape[0], fam.bin_size, fam.probes, fam.n_bits,
+                                   fam.n_tables, codes)
         else:
             P = fam.projections
             if act[0] == "dense":
@@ -251,10 +276,13 @@ rerank, sketch_dim :
                 else:
                     proj = X @ P[:-1]
                     proj += P[-1]
-                KT.simhash_bits(proj, fam.n_bits, fam.n_tables, codes)
+                # the products above ran in BLAS: here only the codes' bits
+                with one_thread_if_small(_SCALAR_STEPS * n * fam.n_tables * fam.n_bits):
+                    KT.simhash_bits(proj, fam.n_bits, fam.n_tables, codes)
             else:
                 _, xs, xe, xi, xv = act
-                KT.simhash_ragged(xs, xe, xi, xv, P, fam.n_bits, fam.n_tables, codes)
+                with one_thread_if_small(_SCALAR_STEPS * steps):
+                    KT.simhash_ragged(xs, xe, xi, xv, P, fam.n_bits, fam.n_tables, codes)
         return KT.fold_codes(codes, fam.n_codes, layer.log2_buckets)
 
     def _hash_neurons(self, layer, rows):
@@ -360,7 +388,7 @@ rerank, sketch_dim :
         """Batch ``rows`` of ``X`` for :meth:`train_batch`: its input and,
         where :meth:`prefetches`, its first layer's active sets (selected on
         ``n_threads`` threads; 0: the caller's setting)."""
-        act = as_activation(X[rows], ragged_if_sparse=self.layers[0].lsh)
+        act = batch_activation(X, rows, ragged_if_sparse=self.layers[0].lsh)
         if not self.prefetches():
             return _Prepared(act, None, None, None)
         layer = self.layers[0]
@@ -547,7 +575,13 @@ rerank, sketch_dim :
             fmask = np.zeros(idx.shape, dtype=np.bool_)
             cnt = np.zeros(n, dtype=np.int64)
             n_sel = np.zeros(n, dtype=np.int64)
-            KT.query_select(*query, n_chunks, idx, cnt, fmask, examined, distinct, n_sel)
+            # bucket entries read, candidates ranked, padding drawn: scalar steps
+            # (the entries examined: as in the previous batches)
+            steps = n * (layer.__dict__.get("_examined", 0.0) + n_cand + n_pad)
+            with one_thread_if_small(_SCALAR_STEPS * steps):
+                KT.query_select(*query, n_chunks, idx, cnt, fmask, examined, distinct, n_sel)
+            if n:
+                layer._examined = float(examined.mean())
         examined += lists_read  # the hard-negative lists are entries examined too
         t2 = time.perf_counter()
         if train:  # the cost accounting is the training's; predict changes nothing

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from .._device import resolve_device
 from .._kernels import n_threads_for, numba_threads, threadsafe_layer
+from .._kernels._lsh_train import take_rows
 from ..base import _VersionedStateMixin
 from ..utils._math import softmax
 from ..utils._progress import progress_bar
@@ -51,6 +52,8 @@ _AUTO_MIN_OUTPUT = 4096
 #: default tables over sparse inputs retrieve 1-2 entries per sample and the
 #: layer still matches the dense one (``lsh_mlp_crossover.md``).
 _FEW_CANDIDATES = 0.1
+#: the label matrix's rows are gathered without their values (take_rows)
+_NO_VALUES = np.zeros(0, dtype=np.float32)
 
 
 def _budget_to_int(budget, n_out):
@@ -486,8 +489,8 @@ default="auto"
         """True labels of ``rows``: ``plab[pptr[i]:pptr[i + 1]]`` for row ``i``."""
         if kind == "multiclass":
             return np.arange(len(rows) + 1, dtype=np.int64), enc[rows].astype(np.int64)
-        Y = enc[rows]
-        return Y.indptr.astype(np.int64), Y.indices.astype(np.int64)
+        ptr, labels, _ = take_rows(enc.indptr, enc.indices, _NO_VALUES, np.asarray(rows))
+        return ptr, labels
 
     def _threads(self, X=None, n=None):
         """Numba's and BLAS's thread limits for a fit on ``X`` (or a prediction).
@@ -610,6 +613,8 @@ default="auto"
 
     def _fit(self, X, y):
         X = self._validate_X(X, reset=True)
+        if sp.issparse(X) and not X.has_sorted_indices:
+            X = X.sorted_indices()  # once: the batches are then gathered by a kernel
         kind, classes, enc = self._encode(y)
         if X.shape[0] != enc.shape[0]:
             raise ValueError(

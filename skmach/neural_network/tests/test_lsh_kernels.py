@@ -746,3 +746,36 @@ def test_prefetch_row_compiles_for_any_2d_array_and_changes_nothing(dtype):
     assert touch_all(A[:, ::3]) == pytest.approx(float(A[:, ::3].sum()))  # strided view
     np.testing.assert_array_equal(A, before)
 
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("data_dtype", [np.float64, np.float32, np.bool_])
+def test_take_rows_matches_scipy_row_indexing(index_dtype, data_dtype):
+    rng = np.random.default_rng(0)
+    X = sp.random(30, 17, density=0.3, format="csr", random_state=1)
+    X.data = (X.data * 10).astype(data_dtype)
+    X.indptr, X.indices = X.indptr.astype(index_dtype), X.indices.astype(index_dtype)
+    X.indices[X.indptr[3]:X.indptr[4]] = X.indices[X.indptr[3]:X.indptr[4]][::-1]  # unsorted
+    for rows in (rng.integers(0, 30, 12), np.array([4, 3, 3, 0, 29]), np.zeros(0, np.int64)):
+        ptr, xi, xv = KN.take_rows(X.indptr, X.indices, X.data, rows)
+        for got, want in zip((ptr, xi, xv), KN.take_rows_ref(X, rows)):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+        ptr2, xi2, xv2 = KN.take_rows(X.indptr, X.indices, np.zeros(0, np.float32), rows)
+        np.testing.assert_array_equal(ptr2, ptr)
+        np.testing.assert_array_equal(xi2, xi)
+        assert len(xv2) == 0
+
+
+def test_batch_activation_is_as_activation_of_the_rows():
+    from skmach.neural_network._base import as_activation, batch_activation
+
+    rng = np.random.default_rng(0)
+    X = sp.random(40, 9, density=0.4, format="csr", random_state=2)
+    rows = rng.permutation(40)[:15]
+    for M in (X, X.toarray()):
+        a, b = batch_activation(M, rows), as_activation(M[rows])
+        assert a[0] == b[0] and len(a) == len(b)
+        for u, v in zip(a[1:], b[1:]):
+            assert u.dtype == v.dtype and u.flags.c_contiguous
+            np.testing.assert_array_equal(u, v)

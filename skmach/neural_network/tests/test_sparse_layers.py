@@ -302,9 +302,9 @@ def test_only_a_hidden_lsh_first_layer_is_selected_ahead():
     # first layer: nothing to select ahead, the same batches
     for lsh in ([False, True], [True], [False, False]):
         sizes = [12, 30, 5][:len(lsh) + 1]
-        net = SparseNetwork(sizes, lsh, [sizes[1], 5][:len(lsh)], n_tables=4, n_bits=2,
-                            rng=0)
-        assert not net.prefetches()
+        budgets = [30, 2] if len(lsh) == 2 else [5]  # below the width: LSH where asked
+        net = SparseNetwork(sizes, lsh, budgets, n_tables=4, n_bits=2, rng=0)
+        assert [la.lsh for la in net.layers] == lsh and not net.prefetches()
         X = rng.random((20, 12))
         batches = list(net.epoch_batches(X, np.arange(20)[::-1], 8, prefetch=1))
         assert [len(r) for r, _, _ in batches] == [8, 8, 4]
