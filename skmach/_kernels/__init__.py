@@ -110,7 +110,7 @@ def n_threads_for(n_jobs):
 #: 2-8x slower). LSH fits at 2 threads, seconds per epoch, 100,000 against
 #: 2,000,000: delicious 0.21 -> 0.18, 60,000 debian-paths 3.98 -> 3.78
 #: (lsh_mlp_notes.md, eleventh round)
-MIN_PARALLEL_WORK = 2_000_000
+MIN_PARALLEL_WORK = 3_000_000
 
 
 @contextmanager
