@@ -487,10 +487,15 @@ def suite_crossover(args):
         common = dict(hidden_layer_sizes=(128,), n_epochs=args.epochs, random_state=args.seed)
         rows = []
         for t in args.threads:
-            rows += [run_ours("LSH output (defaults)", dict(common, lsh_layers="output"),
-                              X, y, Xt, yt, threads=t),
-                     run_ours("dense (same code)", dict(common, lsh_layers="none"),
-                              X, y, Xt, yt, threads=t)]
+            runs = []
+            for r in range(args.repeat):  # the models in turn, one seed per run
+                seed = dict(random_state=args.seed + r)
+                runs += [run_ours("LSH output (defaults)", dict(common, lsh_layers="output",
+                                                                **seed),
+                                  X, y, Xt, yt, threads=t),
+                         run_ours("dense (same code)", dict(common, lsh_layers="none", **seed),
+                                  X, y, Xt, yt, threads=t)]
+            rows += _median_runs(runs)
         out[f"synthetic-{n_classes}"] = {"n_train": X.shape[0], "n_test": Xt.shape[0],
                                          "rows": rows, **_compare(rows)}
     return out
@@ -592,7 +597,7 @@ def main():
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1,
-                    help="images, xc: run the models this many times in turn, run r with seed "
+                    help="images, xc, crossover: run the models this many times in turn, run r with seed "
                          "seed + r, and report each model's median run (wall s per epoch) "
                          "and mean test accuracy (P@1, P@5), every run's figures beside them")
     ap.add_argument("--tag", default="",

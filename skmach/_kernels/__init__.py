@@ -102,14 +102,16 @@ def n_threads_for(n_jobs):
 
 #: kernels with fewer inner-loop steps than this run on the calling thread
 #: (:func:`one_thread_if_small`): a parallel region wakes the pool's sleeping
-#: threads, 50 us and more on a 2-core VM, and the calling thread runs
-#: slower after it (its serial kernels too: 10-20% on debian-paths). A
-#: vectorised kernel takes about 0.15 ms for this many multiply-adds, the
-#: smallest that gained from a second thread inside an LSH fit (delicious'
-#: output layer, 2.4 million a batch: 0.18 -> 0.16 ms; 0.2-0.5 million:
-#: 2-8x slower). LSH fits at 2 threads, seconds per epoch, 100,000 against
-#: 2,000,000: delicious 0.21 -> 0.18, 60,000 debian-paths 3.98 -> 3.78
-#: (lsh_mlp_notes.md, eleventh round)
+#: threads, 50 us and more on a 2-core VM, and the calling thread's next
+#: kernels run slower after it (serial ones too: 10-20% on debian-paths at 2
+#: threads). A vectorised kernel does this many multiply-adds in about 0.2
+#: ms; below that a second thread did not pay inside an LSH fit (delicious'
+#: output layer, 2.4-2.5 million a batch: forward 0.18 -> 0.22-0.25 ms at 2
+#: threads, the Adam step no faster; debian-paths' output layer, 4-6 million:
+#: 1.1-1.35x faster). LSH fits at 2 threads, s per epoch, 100,000 against
+#: 3,000,000 (median of 3, two sweeps): delicious 0.21 / 0.24 -> 0.17 / 0.20,
+#: 60,000 debian-paths 4.70 / 3.98 -> 4.41 / 3.94 (lsh_mlp_notes.md, eleventh
+#: round)
 MIN_PARALLEL_WORK = 3_000_000
 
 

@@ -16,6 +16,7 @@ batch, or the active neurons of an LSH layer).
 """
 
 import math
+import threading
 import time
 from collections import deque, namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,85 @@ _Prepared = namedtuple("_Prepared", "act sel inv acct")
 
 def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+#: dense products (a dense layer over a dense input, in training) of at
+#: least this many multiply-adds are computed in blocks (:func:`_blocked_product`)
+_GEMM_MIN = 32_000_000
+#: at most this many blocks per product, whatever the threads
+_GEMM_BLOCKS = 4
+#: the rows (columns) of a block are a multiple of this (the register tile of
+#: OpenBLAS's single-precision kernels on x86-64 with AVX-512)
+_GEMM_TILE = 16
+#: a product is split only where the operand each block reads again in full
+#: moves at most one value per this many multiply-adds
+_GEMM_REPACK = 64
+
+
+def _gemm_blocks(n, size):
+    """Bounds of blocks of ``size`` (a multiple of the tile) over ``n``; a
+    last block shorter than a tile joins the one before."""
+    bounds = list(range(0, n, size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < _GEMM_TILE:
+        del bounds[-2]
+    return bounds
+
+
+def _blocked_product(A, B, out, helpers=None):
+    """``out[:] = A @ B`` (float32, ``out`` C-contiguous) by single-threaded
+    BLAS calls: a large product in blocks of columns (when ``A`` is the
+    smaller operand, which each block then reads again) or of rows, taken
+    by the calling thread and, if given, ``helpers = (pool, n)``: ``n``
+    threads of a ``ThreadPoolExecutor``.
+
+    The same sums whatever the threads: OpenBLAS's own threads split a
+    product's sums otherwise than one thread does (a dense fit at
+    ``n_jobs=2`` ended with other weights than at 1, in the 7th digit),
+    while a block's single-threaded sums do not depend on which thread runs
+    it, and the blocks do not depend on the threads. Their rows or columns are
+    a multiple of :data:`_GEMM_TILE`, at most :data:`_GEMM_BLOCKS` of them,
+    the last at least a tile: the sums are then those of the whole product
+    on one thread (checked on every product shape of the benchmarks'
+    networks, whole and last batches; a block of 1 or 4 rows differed). A
+    product whose operands are both large (the input gradient of a wide
+    output layer: ``(n, K) @ (K, d)``) is one call: each block would read an
+    operand of K values a row again.
+    """
+    m, k = A.shape
+    n = B.shape[1]
+    macs = m * k * n
+    by_cols = m * k <= k * n
+    extent = n if by_cols else m
+    reread = (_GEMM_BLOCKS - 1) * min(m * k, k * n)
+    if (macs < _GEMM_MIN or extent < 2 * _GEMM_TILE
+            or reread * _GEMM_REPACK > macs):
+        np.dot(A, B, out=out)
+        return out
+    bounds = _gemm_blocks(extent, _GEMM_TILE * -(-extent // (_GEMM_TILE * _GEMM_BLOCKS)))
+
+    def block(u):
+        i, j = bounds[u], bounds[u + 1]
+        if by_cols:
+            np.matmul(A, B[:, i:j], out=out[:, i:j])
+        else:
+            np.dot(A[i:j], B, out=out[i:j])
+
+    todo = iter(range(len(bounds) - 1))
+    lock = threading.Lock()
+
+    def work():  # take the next block until none is left
+        while True:
+            with lock:
+                u = next(todo, None)
+            if u is None:
+                return
+            block(u)
+
+    running = [] if helpers is None else [helpers[0].submit(work) for _ in range(helpers[1])]
+    work()  # the calling thread takes blocks too
+    for f in running:
+        f.result()
+    return out
 
 
 #: an LSH first layer reads a dense input with at most this fraction of
@@ -655,7 +735,7 @@ rerank, sketch_dim :
         elif layer.lsh:
             KN.fwd_rows_dense_in(layer.P, layer.b, act[1], Z)
         elif train:
-            np.dot(act[1], layer.P, out=Z)  # BLAS
+            _blocked_product(act[1], layer.P, Z, self._gemm_helpers)  # BLAS
             Z += layer.b
         else:  # per sample: a prediction never depends on the rest of the batch
             KN.fwd_cols_dense_in(layer.P, layer.b, act[1], Z)
@@ -725,9 +805,15 @@ rerank, sketch_dim :
             self._cu_table = tab
         return tab[1]
 
+    #: threads helping with the blocks of dense products, ``(pool, n)``
+    #: (:func:`_blocked_product`), set by the estimator for an epoch at
+    #: ``n_jobs >= 2``
+    _gemm_helpers = None
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_cu_table", None)  # derived from the learning rate
+        state.pop("_gemm_helpers", None)
         return state
 
     def __setstate__(self, state):
@@ -877,8 +963,11 @@ rerank, sketch_dim :
             if act[0] == "dense":
                 X = act[1]
                 if need_dx:
-                    dx = grad @ layer.P.T
-                G = X.T @ grad
+                    dx = _blocked_product(grad, layer.P.T,
+                                          np.empty((len(grad), layer.n_in), np.float32),
+                                          self._gemm_helpers)
+                G = _blocked_product(X.T, grad, np.empty(layer.P.shape, np.float32),
+                                     self._gemm_helpers)
                 t1 = time.perf_counter()
                 KN.adam_dense(layer.P, G, layer.M, layer.V, alpha, lr_t, _B1, _B2, _EPS)
                 self._updated += layer.P.size

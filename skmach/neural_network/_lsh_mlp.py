@@ -4,7 +4,8 @@ import copy
 import math
 import time
 import warnings
-from contextlib import closing
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -492,29 +493,51 @@ default="auto"
         ptr, labels, _ = take_rows(enc.indptr, enc.indices, _NO_VALUES, np.asarray(rows))
         return ptr, labels
 
-    def _threads(self, X=None, n=None):
-        """Numba's and BLAS's thread limits for a fit on ``X`` (or a prediction).
+    def _threads(self, n=None):
+        """Numba's thread limit for a fit or a prediction, and BLAS on one
+        thread.
 
-        BLAS gets ``n_jobs`` threads only where training multiplies dense
-        matrices with it (a dense layer over a dense input); elsewhere, and
-        in prediction, its products are small (sketches) and one thread:
-        OpenBLAS's idle workers spin after each call and would take the cores
-        from the parallel kernels (MNIST at 2 threads: 1.1-1.9 s per epoch
-        with BLAS at 2 threads, 0.8 s at 1, ``lsh_mlp_notes.md``). ``n``:
+        BLAS runs single-threaded: OpenBLAS's own threads split a product's
+        sums otherwise than one thread does (a dense fit at ``n_jobs=2`` ended
+        with other weights than at 1), and its idle workers spin after each
+        call, taking the cores from the parallel kernels (MNIST at 2 threads:
+        1.1-1.9 s per epoch with BLAS at 2 threads, 0.8 s at 1,
+        ``lsh_mlp_notes.md``). The large products of training are split into
+        blocks on the fit's threads instead (:meth:`_gemm_threads`). ``n``:
         the threads, if not ``n_jobs``'s (the training thread's share).
         """
         n = n_threads_for(self.n_jobs) if n is None else n
-        blas = n if X is not None and self._net.uses_blas(sp.issparse(X)) else 1
-        return numba_threads(n), threadpool_limits(blas, user_api="blas")
+        return numba_threads(n), threadpool_limits(1, user_api="blas")
+
+    def _gemm_threads(self, X, n):
+        """Threads for the blocks of training's large dense products (a dense
+        layer over a dense input, :func:`~skmach.neural_network._base._blocked_product`)
+        on ``n`` threads, the calling one included; a null context at one
+        thread or where training has no such product. Sets the network's
+        ``_gemm_helpers`` inside the block."""
+        net = self._net
+        if n < 2 or not net.uses_blas(sp.issparse(X)):
+            return nullcontext()
+
+        @contextmanager
+        def helpers():
+            with ThreadPoolExecutor(n - 1, thread_name_prefix="skmach-gemm") as pool:
+                net._gemm_helpers = (pool, n - 1)
+                try:
+                    yield
+                finally:
+                    net._gemm_helpers = None
+
+        return helpers()
 
     # ------------------------------------------------------------------ #
     # Training
     # ------------------------------------------------------------------ #
     def _fit_sketch(self, X):
         """The re-ranking's subspace (:meth:`SparseNetwork.fit_sketch`), its
-        SVD under the fit's BLAS limit (two OpenBLAS threads took MNIST's
-        0.07 s to 0.10-0.19 s)."""
-        nt, bl = self._threads(X)
+        SVD with BLAS on one thread, as in the fit (two OpenBLAS threads took
+        MNIST's 0.07 s to 0.10-0.19 s, and their sums differ)."""
+        nt, bl = self._threads()
         with nt, bl:
             self._net.fit_sketch(X)
 
@@ -529,9 +552,10 @@ default="auto"
         # selects its active sets ahead (SparseNetwork.epoch_batches)
         n_threads = n_threads_for(self.n_jobs)
         ahead = n_threads // 2 if net.prefetches() and threadsafe_layer() else 0
-        nt, bl = self._threads(X, n_threads - ahead)
+        nt, bl = self._threads(n_threads - ahead)
+        gemm = self._gemm_threads(X, n_threads - ahead)
         batches = net.epoch_batches(X, order, bs, cached=cached, prefetch=ahead)
-        with nt, bl, closing(batches):
+        with nt, bl, gemm, closing(batches):
             for rows, seeds, prepared in batches:
                 pptr, plab = self._positives(kind, enc, rows)
                 loss = net.train_batch(None, pptr, plab, rows=rows if cached else None,

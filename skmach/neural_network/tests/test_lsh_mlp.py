@@ -1,6 +1,8 @@
+import pickle
 import warnings
 
 import numba
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import make_classification
@@ -161,6 +163,44 @@ def test_same_model_whatever_n_jobs(rerank, min_work, monkeypatch):
     for la, lb in zip(a._net.layers, b._net.layers):
         np.testing.assert_array_equal(la.W, lb.W)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_dense_layers_give_the_same_model_whatever_n_jobs():
+    # a dense layer over a dense input multiplies in BLAS, whose own threads
+    # sum in another order than one thread (weights apart in the 7th digit):
+    # the large products run in blocks on the fit's threads instead
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 784)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    kw = dict(hidden_layer_sizes=(500,), lsh_layers="none", n_epochs=2, batch_size=128,
+              random_state=0)
+    a = LSHSparseMLPClassifier(**kw, n_jobs=1).fit(X, y)
+    b = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
+    for la, lb in zip(a._net.layers, b._net.layers):
+        np.testing.assert_array_equal(la.P, lb.P)
+    assert b._net._gemm_helpers is None  # the epoch's threads are gone with it
+    pickle.loads(pickle.dumps(b))
+
+
+@pytest.mark.parametrize("m", [128, 96, 43, 17, 1])
+def test_blocked_products_are_the_single_call_on_any_threads(m):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from skmach.neural_network._base import _blocked_product
+
+    rng = np.random.default_rng(m)
+    for k, n in ((784, 1000), (128, 3000), (3000, 128)):
+        A = rng.random((m, k)).astype(np.float32)
+        B = rng.standard_normal((k, n)).astype(np.float32)
+        with threadpool_limits(1, user_api="blas"):
+            ref = np.dot(A, B)
+            one = _blocked_product(A, B, np.empty_like(ref))
+            with ThreadPoolExecutor(2) as pool:
+                two = _blocked_product(A, B, np.empty_like(ref), (pool, 2))
+        np.testing.assert_array_equal(one, two)  # the blocks, whatever the threads
+        np.testing.assert_array_equal(one, ref)  # and the rows of the single call
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
@@ -395,8 +435,11 @@ def test_rerank_leaves_an_lsh_output_layer_alone_when_it_is_the_first_layer():
     ("output", (16,), False, True),     # dense first layer over a dense input
     ("output", (16, 16), True, True),   # a dense hidden layer over a dense one
 ])
-def test_blas_threads_only_where_training_multiplies_dense_matrices(lsh_layers, hidden, sparse,
-                                                                    blas):
+def test_blas_on_one_thread_and_product_blocks_only_where_training_has_them(lsh_layers,
+                                                                          hidden, sparse,
+                                                                          blas):
+    # BLAS sums in another order on several threads: it keeps one, and the
+    # fit's other threads take blocks of the dense products, where there are
     from threadpoolctl import threadpool_info
 
     X, y = _blobs(n=60)
@@ -404,13 +447,17 @@ def test_blas_threads_only_where_training_multiplies_dense_matrices(lsh_layers, 
     kw = {**SMALL, "n_epochs": 1, "lsh_layers": lsh_layers, "hidden_layer_sizes": hidden}
     clf = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
     assert clf._net.uses_blas(sparse) is blas
-    nt, bl = clf._threads(X)
-    with nt, bl:
-        counts = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-    if counts:  # a BLAS that threadpoolctl can see
-        assert counts == ({min(2, max(counts))} if blas else {1})
-    with clf._threads()[1]:  # prediction: one BLAS thread
-        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
+    for n in (2, None):
+        with clf._threads(n)[1]:
+            assert {i["num_threads"] for i in threadpool_info()
+                    if i["user_api"] == "blas"} <= {1}
+    with clf._gemm_threads(X, 2):
+        helpers = clf._net._gemm_helpers
+        assert (helpers is not None) is blas
+        assert helpers is None or helpers[1] == 1  # the calling thread is the other
+    assert clf._net._gemm_helpers is None
+    with clf._gemm_threads(X, 1):
+        assert clf._net._gemm_helpers is None
 
 
 def test_hidden_layer_that_retrieves_almost_nothing_is_warned_about():
