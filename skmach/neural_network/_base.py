@@ -969,7 +969,9 @@ rerank, sketch_dim :
                 G = _blocked_product(X.T, grad, np.empty(layer.P.shape, np.float32),
                                      self._gemm_helpers)
                 t1 = time.perf_counter()
-                KN.adam_dense(layer.P, G, layer.M, layer.V, alpha, lr_t, _B1, _B2, _EPS)
+                # a memory-bound step per weight: _SCALAR_STEPS / 2 vectorised steps
+                with one_thread_if_small(_SCALAR_STEPS // 2 * layer.P.size):
+                    KN.adam_dense(layer.P, G, layer.M, layer.V, alpha, lr_t, _B1, _B2, _EPS)
                 self._updated += layer.P.size
             else:
                 _, xs, xe, xi, xv = act

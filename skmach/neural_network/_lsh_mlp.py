@@ -31,13 +31,14 @@ from ._base import SparseNetwork
 
 #: ``lsh_layers="auto"``: widths from which a layer is LSH-sparse. Output:
 #: measured crossover of the default LSH output layer over 128 hidden units
-#: (``benchmarks/results/lsh_mlp_crossover.md``, 4,800 synthetic samples:
-#: 0.94x the dense layer's speed at 1,000 classes, 1.14x at 2,000, 1.22x at
-#: 4,000, 1.4x at 8,000-16,000, same accuracy; the first rounds' code was
-#: 1.3x slower at 2,000-4,000; delicious, 983 labels: slower with the default
-#: tables, 1.17x faster at equal P@1 only with tables tuned to prune, L=10 K=8
-#: and 15%, see benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's
-#: 1,000-unit layer at 5% is 2.4-2.7x faster per epoch at 1 thread (2.3x at
+#: (``benchmarks/results/lsh_mlp_crossover.md``, 4,800 synthetic samples,
+#: median of 5 runs: 0.91x the dense layer's speed at 1,000 classes, 1.10x at
+#: 2,000, 1.36x at 4,000, 1.34x at 8,000, 1.50x at 16,000, same accuracy; the
+#: first rounds' code was 1.3x slower at 2,000-4,000; delicious, 983 labels:
+#: slower with the default tables, 1.15x faster at 1 thread (1.34x at 2) at
+#: about the same P@1 only with tables tuned to prune, L=10 K=8 and 15%, see
+#: benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's
+#: 1,000-unit layer at 5% is 2.4-2.7x faster per epoch at 1 thread (2.3-2.6x at
 #: 2, with its selection on a thread of its own) and 0.5 points less accurate with tuned
 #: retrieval (L=70, a 48-dim sketch, Adam step 2e-3; about 1.1 points with
 #: the default tables and sketch; 2.4 points before re-ranking), so hidden
@@ -223,11 +224,13 @@ default="auto"
         ``"cuda"`` raises a ValueError. ``"auto"`` stays on the CPU until the
         GPU code has passed a device run (``benchmarks/gpu_check.sh``).
     n_jobs : int, default=None
-        Threads of the compiled kernels and of BLAS during ``fit`` and
-        prediction (joblib semantics: None is 1, -1 all cores). With an LSH
-        first hidden layer and 2 or more threads, half of them select that
-        layer's active sets a few batches ahead, on a thread of their own,
-        while the others train. The model is the same for any value.
+        Threads of the compiled kernels during ``fit`` and prediction
+        (joblib semantics: None is 1, -1 all cores). BLAS keeps one thread;
+        the large products of a dense layer over a dense input are split
+        into fixed blocks that the threads share. With an LSH first hidden
+        layer and 2 or more threads, half of them select that layer's active
+        sets a few batches ahead, on a thread of their own, while the others
+        train. The model is the same for any value.
 
     Attributes
     ----------
