@@ -207,6 +207,10 @@ def _ragged_to_csr(act, n_cols):
 
 
 class _Layer:
+    #: bucket entries examined per sample by the last selection (a work
+    #: estimate for the next one's thread count)
+    _examined = 0.0
+
     def __init__(self, n_in, n_out, lsh, budget, rng):
         bound = math.sqrt(6.0 / (n_in + n_out))
         W = rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32)
@@ -333,11 +337,11 @@ rerank, sketch_dim :
         codes = np.empty((n, fam.n_tables), dtype=np.int64)
         # the kernels' scalar steps (comparisons, random reads) count
         # _SCALAR_STEPS each against one_thread_if_small's vectorised steps
-        if act[0] == "dense":
-            steps = n * float(fam.cost(None))
-        else:
+        if act[0] == "ragged":
             steps = float(np.sum(fam.cost(act[2] - act[1] + 1)))
         if fam.__class__.__name__ == "DWTAHash":
+            if act[0] == "dense":
+                steps = n * float(fam.cost(None))
             with one_thread_if_small(_SCALAR_STEPS * steps):
                 if act[0] == "dense":
                     KT.dwta_dense(act[1], fam.bins, fam.probes, fam.n_bits, fam.n_tables,
@@ -657,7 +661,7 @@ rerank, sketch_dim :
             n_sel = np.zeros(n, dtype=np.int64)
             # bucket entries read, candidates ranked, padding drawn: scalar steps
             # (the entries examined: as in the previous batches)
-            steps = n * (layer.__dict__.get("_examined", 0.0) + n_cand + n_pad)
+            steps = n * (layer._examined + n_cand + n_pad)
             with one_thread_if_small(_SCALAR_STEPS * steps):
                 KT.query_select(*query, n_chunks, idx, cnt, fmask, examined, distinct, n_sel)
             if n:

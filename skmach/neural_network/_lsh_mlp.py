@@ -35,7 +35,7 @@ from ._base import SparseNetwork
 #: median of 5 runs: 0.91x the dense layer's speed at 1,000 classes, 1.10x at
 #: 2,000, 1.36x at 4,000, 1.34x at 8,000, 1.50x at 16,000, same accuracy; the
 #: first rounds' code was 1.3x slower at 2,000-4,000; delicious, 983 labels:
-#: slower with the default tables, 1.15x faster at 1 thread (1.34x at 2) at
+#: slower with the default tables, 1.23x faster at 1 thread (1.25x at 2) at
 #: about the same P@1 only with tables tuned to prune, L=10 K=8 and 15%, see
 #: benchmarks/results/lsh_mlp_notes.md). Hidden: MNIST's
 #: 1,000-unit layer at 5% is 2.4-2.7x faster per epoch at 1 thread (2.3-2.6x at
