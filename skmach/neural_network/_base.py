@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque, namedtuple
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import scipy.sparse as sp
@@ -810,8 +810,7 @@ rerank, sketch_dim :
         return tab[1]
 
     #: threads helping with the blocks of dense products, ``(pool, n)``
-    #: (:func:`_blocked_product`), set by the estimator for an epoch at
-    #: ``n_jobs >= 2``
+    #: (:func:`_blocked_product`), inside :meth:`gemm_threads`
     _gemm_helpers = None
 
     def __getstate__(self):
@@ -1024,6 +1023,22 @@ rerank, sketch_dim :
                 return True
             dense_in = not layer.lsh
         return False
+
+    @contextmanager
+    def gemm_threads(self, n, sparse_input):
+        """Within the block, ``n - 1`` threads help the calling one with the
+        blocks of training's large dense products (:func:`_blocked_product`):
+        at ``n >= 2`` where training has such products (:meth:`uses_blas`);
+        otherwise nothing."""
+        if n < 2 or not self.uses_blas(sparse_input):
+            yield
+            return
+        with ThreadPoolExecutor(n - 1, thread_name_prefix="skmach-gemm") as pool:
+            self._gemm_helpers = (pool, n - 1)
+            try:
+                yield
+            finally:
+                self._gemm_helpers = None
 
     def penalty(self):
         """``0.5 * sum ||W||^2`` over the layers (the L2 term before scaling)."""

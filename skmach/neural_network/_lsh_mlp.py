@@ -4,8 +4,7 @@ import copy
 import math
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing
 from numbers import Integral, Real
 
 import numpy as np
@@ -506,32 +505,11 @@ default="auto"
         call, taking the cores from the parallel kernels (MNIST at 2 threads:
         1.1-1.9 s per epoch with BLAS at 2 threads, 0.8 s at 1,
         ``lsh_mlp_notes.md``). The large products of training are split into
-        blocks on the fit's threads instead (:meth:`_gemm_threads`). ``n``:
+        blocks on the fit's threads instead (``SparseNetwork.gemm_threads``). ``n``:
         the threads, if not ``n_jobs``'s (the training thread's share).
         """
         n = n_threads_for(self.n_jobs) if n is None else n
         return numba_threads(n), threadpool_limits(1, user_api="blas")
-
-    def _gemm_threads(self, X, n):
-        """Threads for the blocks of training's large dense products (a dense
-        layer over a dense input, :func:`~skmach.neural_network._base._blocked_product`)
-        on ``n`` threads, the calling one included; a null context at one
-        thread or where training has no such product. Sets the network's
-        ``_gemm_helpers`` inside the block."""
-        net = self._net
-        if n < 2 or not net.uses_blas(sp.issparse(X)):
-            return nullcontext()
-
-        @contextmanager
-        def helpers():
-            with ThreadPoolExecutor(n - 1, thread_name_prefix="skmach-gemm") as pool:
-                net._gemm_helpers = (pool, n - 1)
-                try:
-                    yield
-                finally:
-                    net._gemm_helpers = None
-
-        return helpers()
 
     # ------------------------------------------------------------------ #
     # Training
@@ -556,7 +534,7 @@ default="auto"
         n_threads = n_threads_for(self.n_jobs)
         ahead = n_threads // 2 if net.prefetches() and threadsafe_layer() else 0
         nt, bl = self._threads(n_threads - ahead)
-        gemm = self._gemm_threads(X, n_threads - ahead)
+        gemm = net.gemm_threads(n_threads - ahead, sp.issparse(X))
         batches = net.epoch_batches(X, order, bs, cached=cached, prefetch=ahead)
         with nt, bl, gemm, closing(batches):
             for rows, seeds, prepared in batches:

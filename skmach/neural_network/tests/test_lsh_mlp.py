@@ -451,12 +451,12 @@ def test_blas_on_one_thread_and_product_blocks_only_where_training_has_them(lsh_
         with clf._threads(n)[1]:
             assert {i["num_threads"] for i in threadpool_info()
                     if i["user_api"] == "blas"} <= {1}
-    with clf._gemm_threads(X, 2):
+    with clf._net.gemm_threads(2, sparse):
         helpers = clf._net._gemm_helpers
         assert (helpers is not None) is blas
         assert helpers is None or helpers[1] == 1  # the calling thread is the other
     assert clf._net._gemm_helpers is None
-    with clf._gemm_threads(X, 1):
+    with clf._net.gemm_threads(1, sparse):
         assert clf._net._gemm_helpers is None
 
 
