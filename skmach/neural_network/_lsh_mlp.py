@@ -546,11 +546,13 @@ default="auto"
                     bar.update(1)
                     bar.set_postfix(epoch=self.n_iter_ + 1, loss=f"{loss:.4f}", refresh=False)
             net.flush_momentum()
+            # L2 term of the objective, with the weights at the end of the
+            # epoch (with BLAS still on one thread: the same sum at any n_jobs)
+            penalty = net.penalty()
         self.epoch_times_.append(time.perf_counter() - t0)
         self.epoch_cpu_times_.append(time.process_time() - c0)
         self.t_ += n
-        # L2 term of the objective, with the weights at the end of the epoch
-        self.loss_curve_.append(total / n + self.alpha * net.penalty() / bs)
+        self.loss_curve_.append(total / n + self.alpha * penalty / bs)
         self._update_attributes()
         if self.n_iter_ == 0:
             self._check_retrieval()
