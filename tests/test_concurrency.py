@@ -37,7 +37,7 @@ def _models():
                                         n_epochs=2, random_state=0)
     yield "lsh-output", LSHSparseMLPClassifier(hidden_layer_sizes=(32,), lsh_layers="all",
                                                output_scoring="lsh", n_tables=4, n_bits=2,
-                                               n_epochs=2, random_state=0)
+                                               active_budget=0.25, n_epochs=2, random_state=0)
 
 
 @pytest.mark.parametrize("name, est", list(_models()), ids=[n for n, _ in _models()])

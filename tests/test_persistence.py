@@ -36,7 +36,8 @@ def _models():
                                       n_epochs=2, random_state=0).fit(X, y),
         "lsh-output": LSHSparseMLPClassifier(hidden_layer_sizes=(16,), lsh_layers="all",
                                              output_scoring="lsh", n_tables=3, n_bits=2,
-                                             n_epochs=2, random_state=0).fit(X, Y),
+                                             active_budget=0.25, n_epochs=2,
+                                             random_state=0).fit(X, Y),
     }
 
 

@@ -142,6 +142,77 @@ def _partial_fit_without_classes(name):
     np.testing.assert_array_equal(est.classes_, np.arange(K))
 
 
+def _repeated_entries(A):
+    """``A`` as CSR with every entry stored twice, each half the value:
+    SciPy's reading of it is ``A``."""
+    C = sp.csr_matrix(A)
+    return sp.csr_matrix((np.repeat(C.data / 2, 2), np.repeat(C.indices, 2), C.indptr * 2),
+                         shape=C.shape)
+
+
+def _big_endian(A):
+    C = sp.csr_matrix(A)
+    C.indices, C.indptr = C.indices.astype(">i4"), C.indptr.astype(">i4")
+    return C
+
+
+def _repeated_entries_read_as_summed(name):
+    # the LSH hidden layer's DWTA hash takes a row's largest stored value: a
+    # repeated entry stored as two halves read as another matrix
+    kw = dict(lsh_layers="hidden", hidden_layer_sizes=(32,), active_budget=0.25,
+              n_tables=4, n_bits=3) if name == "lsh" else {}
+    Xs, Xr = sp.csr_matrix(X), _repeated_entries(X)
+    a = MAKE[name](**kw).fit(Xs, y)
+    b = MAKE[name](**kw).fit(Xr, y)
+    assert Xr.nnz == 2 * Xs.nnz  # the caller's matrix is left as it was
+    np.testing.assert_array_equal(a.predict_proba(Xs), b.predict_proba(Xs))
+    np.testing.assert_array_equal(a.predict_proba(Xs), a.predict_proba(_repeated_entries(X)))
+
+
+def _big_endian_indices(name):
+    a = MAKE[name]().fit(_big_endian(X), y)
+    b = MAKE[name]().fit(sp.csr_matrix(X), y)
+    np.testing.assert_array_equal(a.predict_proba(_big_endian(X)), b.predict_proba(X))
+
+
+def _set_params_then_partial_fit(name, **params):
+    est = MAKE[name]().partial_fit(X, y, classes=np.arange(K))
+    return est.set_params(**params).partial_fit(X, y)
+
+
+def _early_stopping_small(name):
+    # 6 classes, a 12-sample validation part at most 2: not stratified (it
+    # cannot hold every class) rather than train_test_split's error
+    est = _lsh(early_stopping=True, n_epochs=3).fit(X[:12], y[:12])
+    assert est.n_iter_ >= 1
+
+
+def _never_positive_label_with_estimator(name):
+    from sklearn.tree import DecisionTreeClassifier
+
+    Y0 = Y.copy()
+    Y0[:, -1] = 0  # the last label is never positive
+    # a bucket per label (n_buckets >= n_labels): the label's buckets are never positive
+    est = _mach(n_buckets=L, estimator=DecisionTreeClassifier(random_state=0)).fit(X, Y0)
+    assert est.predict_proba(X)[:, -1].max() < 1e-6  # was 1.0: P(bucket negative)
+    assert est.predict(X)[:, -1].sum() == 0
+
+
+def _empty_retrieval_scored_in_full(name):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = _lsh(lsh_layers="output", output_scoring="lsh", active_budget=2, min_active=0.0,
+                   n_bits=16).fit(X, y)
+    assert any("min_active=0 pads none" in str(w.message) for w in caught)
+    # a sample that retrieves no output is scored in full (all -inf before: nan
+    # probabilities); the others keep -inf for what they do not retrieve
+    proba = est.predict_proba(X)
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1)
+    assert np.isfinite(est.decision_function(X)).any(axis=1).all()
+
+
 # -------------------------------------------------------------------- table
 def _rows():
     R = []
@@ -252,6 +323,60 @@ def _rows():
             # no sample_weight parameter at all (it is not silently ignored)
             row(e, "sample_weight-any", lambda: _lsh().fit(X, y, sample_weight=np.ones(N)),
                 (TypeError, "unexpected keyword argument 'sample_weight'"))
+        # -- values the single-precision kernels cannot hold; sparse layouts
+        for where, act in (("fit", lambda A, e=e: MAKE[e]().fit(A, y)),
+                           ("predict", lambda A, e=e: fitted(e).predict(A))):
+            row(e, f"beyond-float32-X-{where}", lambda act=act: act(_with(1e39)),
+                (ValueError, "beyond float32's range"))
+        row(e, "repeated-sparse-entries", lambda e=e: _repeated_entries_read_as_summed(e), OK)
+        row(e, "big-endian-sparse-indices", lambda e=e: _big_endian_indices(e), OK)
+        if e == "lsh":  # weights that overflow: an error, not a model predicting nan
+            row(e, "overflowing-training", lambda: _lsh().fit(X * 1e20, y),
+                (ValueError, "non-finite loss"))
+        else:  # MACH's first layer copes with such values (a finite model)
+            row(e, "huge-X", lambda: np.testing.assert_array_equal(
+                np.isfinite(_mach().fit(X * 1e30, y).predict_proba(X * 1e30)), True), OK)
+        # -- parameters changed by set_params between partial_fit calls
+        row(e, "set_params-batch_size-0-partial_fit",
+            lambda e=e: _set_params_then_partial_fit(e, batch_size=0),
+            (ValueError, "'batch_size' parameter"))
+        row(e, "set_params-learning_rate-nan-partial_fit",
+            lambda e=e: _set_params_then_partial_fit(e, learning_rate=float("nan")),
+            (ValueError, "'learning_rate' parameter"))
+        row(e, "n_jobs-0", lambda e=e: MAKE[e](n_jobs=0).fit(X, y), (ValueError, "'n_jobs'"))
+        # -- classes and ragged targets
+        row(e, "classes-scalar", lambda e=e: MAKE[e]().partial_fit(X, y, classes=K),
+            (ValueError, "classes must be a non-empty 1-D"))
+        row(e, "classes-2d", lambda e=e: MAKE[e]().partial_fit(X, y, classes=[[0, 1, 2], [3, 4, 5]]),
+            (ValueError, "classes must be a non-empty 1-D"))
+        row(e, "classes-nan", lambda e=e: MAKE[e]().partial_fit(
+            X, y, classes=[0.0, 1, 2, 3, 4, 5, np.nan]), (ValueError, "classes contains NaN"))
+        row(e, "classes-other-order-partial_fit",
+            lambda e=e: _partial_twice(e, y, classes2=np.arange(K)[::-1]), OK)
+        row(e, "ragged-label-lists", lambda e=e: MAKE[e]().fit(
+            X[:3], [[0, 1], [2], [0, 1, 3]]), (ValueError, "MultiLabelBinarizer"))
+    # -- LSH: scoring a multi-label model; output layers that cannot learn
+    lsh_ml = lambda: _lsh().fit(X, Y)  # noqa: E731
+    R.append(pytest.param("lsh", lambda: lsh_ml().score(X, y),
+                          (ValueError, "fitted on multi-label targets"),
+                          id="lsh-multilabel-score-1d-y"))
+    R.append(pytest.param("lsh", lambda: lsh_ml().score(X[:10], Y[:50]),
+                          (ValueError, "inconsistent numbers of samples"),
+                          id="lsh-multilabel-score-length"))
+    R.append(pytest.param("lsh", lambda: lsh_ml().score(X, Y, sample_weight=np.ones(3)),
+                          (ValueError, r"sample_weight.shape == \(3,\)"),
+                          id="lsh-multilabel-score-sample_weight"))
+    R.append(pytest.param("lsh", lambda: _lsh(lsh_layers="output").fit(X, y > 2),
+                          (ValueError, "its softmax needs at least 2"),
+                          id="lsh-output-layer-budget-1"))
+    R.append(pytest.param("lsh", lambda: _empty_retrieval_scored_in_full("lsh"), OK,
+                          id="lsh-output_scoring-lsh-nothing-retrieved"))
+    R.append(pytest.param("lsh", lambda: _lsh(lsh_layers=("no", "no")).fit(X, y),
+                          (TypeError, "one bool per layer"), id="lsh-lsh_layers-strings"))
+    R.append(pytest.param("lsh", lambda: _early_stopping_small("lsh"), OK,
+                          id="lsh-early_stopping-fewer-samples-than-classes"))
+    R.append(pytest.param("mach", lambda: _never_positive_label_with_estimator("mach"), OK,
+                          id="mach-estimator-never-positive-label"))
     # -- MACH hyper-parameters (sklearn's InvalidParameterError is a ValueError)
     for v in (1, 0, -3, 2.5, "8"):
         R.append(pytest.param("mach", lambda v=v: _mach(n_buckets=v).fit(X, y),

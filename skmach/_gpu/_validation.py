@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils.validation import validate_data
 
+from ..utils._input import check_kernel_input
 from ._backend import is_cupy_array, is_cupy_sparse, to_host
 
 __all__ = ["is_device_input", "check_prediction_input"]
@@ -99,8 +100,8 @@ def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
     if not is_device_input(X):
-        return validate_data(estimator, X, accept_sparse=list(accept_sparse),
-                             dtype=list(dtype), reset=False)
+        return check_kernel_input(validate_data(estimator, X, accept_sparse=list(accept_sparse),
+                                                dtype=list(dtype), reset=False))
     if not get_config()["array_api_dispatch"]:
         raise TypeError(
             f"{type(X).__module__}.{type(X).__name__} input needs "
@@ -108,8 +109,9 @@ def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc")
             "support); or pass NumPy / SciPy input")
     on_gpu = is_cupy_array(X) or is_cupy_sparse(X)
     if device == "cpu" or not on_gpu:
-        return validate_data(estimator, _to_numpy(X), accept_sparse=list(accept_sparse),
-                             dtype=list(dtype), reset=False)
+        return check_kernel_input(validate_data(estimator, _to_numpy(X),
+                                                accept_sparse=list(accept_sparse),
+                                                dtype=list(dtype), reset=False))
     return _check_on_device(estimator, X, accept_sparse)
 
 

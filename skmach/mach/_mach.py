@@ -19,6 +19,7 @@ from .._device import resolve_device
 from .._kernels import numba_threads
 from ..base import _VersionedStateMixin
 from .._hashing import PermutationFamily, UniversalHashFamily
+from ..utils._input import check_kernel_input, check_training_finite
 from ..utils._progress import progress_bar
 from ..utils._targets import encode_targets
 from . import _repetition_model as rm
@@ -188,7 +189,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         "n_candidate_buckets": [Interval(Integral, 1, None, closed="left"), None,
                                 StrOptions({"auto"})],
         "max_proba_bytes": [Interval(Integral, 1, None, closed="left")],
-        "n_jobs": [Integral, None],
+        # joblib: -1, -2, ... count back from the cores; 0 has no meaning
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -289,8 +292,11 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         self : MACHClassifier
         """
         first = not hasattr(self, "classes_")
+        # every call: set_params may have changed a parameter since the last
+        # (scikit-learn checks only the first call; a batch_size of 0 would
+        # fail deep in the training loop)
+        self._validate_params()
         if first:
-            self._validate_params()
             if classes is None and not (sp.issparse(y) or np.ndim(y) == 2):
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit "
@@ -326,10 +332,10 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device, supported=("cpu", "cuda"),
                                       owner="MACHClassifier")
         self.__dict__.pop("_gpu_cache", None)
-        X = validate_data(
+        X = check_kernel_input(validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             reset=not partial,
-        )
+        ))
         if X.shape[0] == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
         kind, classes_, yenc = encode_targets(y, classes)
@@ -469,6 +475,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
             "t": results[0]["opt_state"]["t"],
         }
         curves = [r["loss_curves"] for r in results]
+        for c in curves:
+            check_training_finite(c)
         n_ep = max(c.shape[0] for c in curves)
         full = np.full((n_ep, self.n_repetitions_), np.nan)
         col = 0
@@ -818,11 +826,19 @@ def _fit_one_estimator(est, X, y, sample_weight, family, n_buckets, incremental)
 def _estimator_bucket_proba(est, X, n_buckets, kind):
     """(n, B) bucket probabilities from one fitted scikit-learn classifier."""
     proba = est.predict_proba(X)
-    if isinstance(proba, list):  # multi-output style: list of (n, 2)
-        proba = np.column_stack([p[:, -1] for p in proba])
+    if isinstance(proba, list):  # multi-output style: one (n, n_classes) per bucket
+        proba = np.column_stack([_positive_proba(p, c) for p, c in zip(proba, est.classes_)])
     proba = np.asarray(proba)
     if kind == "multilabel":
         return proba
     out = np.zeros((proba.shape[0], n_buckets), dtype=np.float64)
     out[:, np.asarray(est.classes_, dtype=np.int64)] = proba
     return out
+
+
+def _positive_proba(p, classes):
+    """P(bucket positive) from one output of a multi-output classifier: the
+    column of class 1, or 0 where the bucket was never positive in training
+    (then ``classes`` is ``[0]`` and the only column is P(0))."""
+    hit = np.flatnonzero(np.asarray(classes) == 1)
+    return p[:, hit[0]] if len(hit) else np.zeros(p.shape[0])

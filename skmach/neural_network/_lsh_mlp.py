@@ -13,7 +13,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from threadpoolctl import threadpool_limits
 
@@ -21,6 +26,7 @@ from .._device import resolve_device
 from .._kernels import n_threads_for, numba_threads, threadsafe_layer
 from .._kernels._lsh_train import take_rows
 from ..base import _VersionedStateMixin
+from ..utils._input import check_kernel_input, check_training_finite
 from ..utils._math import softmax
 from ..utils._progress import progress_bar
 from ..utils._targets import encode_targets
@@ -195,8 +201,9 @@ default="auto"
         Growth rate ``lambda`` of the rebuild interval.
     output_scoring : {"full", "lsh"}, default="full"
         At prediction, score every output neuron, or only those an LSH output
-        layer retrieves (the others get probability 0). Hidden LSH layers
-        always use their index.
+        layer retrieves (the others get probability 0; a sample that
+        retrieves none is scored in full). Hidden LSH layers always use
+        their index.
     alpha : float, default=1e-4
         L2 penalty.
     batch_size : int, default=128
@@ -330,7 +337,9 @@ default="auto"
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "n_jobs": [Integral, None],
+        # joblib: -1, -2, ... count back from the cores; 0 has no meaning
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -428,6 +437,11 @@ default="auto"
                 "none": [False] * n_layers,
             }[flags]
         else:
+            if not all(isinstance(f, (bool, np.bool_)) for f in flags):
+                raise TypeError(
+                    "lsh_layers, as a tuple or list, must hold one bool per layer (hidden "
+                    f"layers then the output layer); got {flags!r}"
+                )
             flags = [bool(f) for f in flags]
             if len(flags) != n_layers:
                 raise ValueError(
@@ -440,10 +454,10 @@ default="auto"
         return [int(s) for s in sizes], flags
 
     def _validate_X(self, X, reset):
-        return validate_data(
+        return check_kernel_input(validate_data(
             self, X, reset=reset, accept_sparse="csr", dtype=[np.float32, np.float64],
             ensure_all_finite=True,
-        )
+        ))
 
     def _init_network(self, n_features, n_outputs, rng):
         sizes, flags = self._check_params(n_outputs)
@@ -452,6 +466,14 @@ default="auto"
         self.__dict__.pop("_gpu_cache", None)
         all_sizes = [n_features] + sizes + [n_outputs]
         budgets = [_budget_to_int(self.active_budget, n) for n in all_sizes[1:]]
+        if flags[-1] and budgets[-1] < 2:
+            # the true label is always active: a softmax over it alone has
+            # loss 0 and no gradient, so the layer would never learn
+            raise ValueError(
+                f"An LSH output layer with active_budget={self.active_budget!r} computes "
+                f"{budgets[-1]} of its {n_outputs} outputs per sample; its softmax needs at "
+                "least 2. Raise active_budget, or keep the output layer dense (lsh_layers)."
+            )
         self._net = SparseNetwork(
             all_sizes, flags, budgets, hash_family=self.hash_family, n_tables=self.n_tables,
             n_bits=self.n_bits, selection=self.selection, threshold=self.collision_threshold,
@@ -547,8 +569,10 @@ default="auto"
                     bar.set_postfix(epoch=self.n_iter_ + 1, loss=f"{loss:.4f}", refresh=False)
             net.flush_momentum()
             # L2 term of the objective, with the weights at the end of the
-            # epoch (with BLAS still on one thread: the same sum at any n_jobs)
+            # epoch (with BLAS still on one thread: the same sum at any n_jobs);
+            # not finite if a weight is not
             penalty = net.penalty()
+        check_training_finite((total, penalty))
         self.epoch_times_.append(time.perf_counter() - t0)
         self.epoch_cpu_times_.append(time.process_time() - c0)
         self.t_ += n
@@ -558,7 +582,7 @@ default="auto"
             self._check_retrieval()
 
     def _check_retrieval(self):
-        """Warn about hidden LSH layers whose tables return almost nothing."""
+        """Warn about LSH layers whose tables return almost nothing."""
         layers = self._net.layers
         for i, layer in enumerate(layers[:-1]):
             found = self.candidates_per_sample_[i]
@@ -574,6 +598,18 @@ default="auto"
                     # fit/partial_fit, _fit/_partial_fit, _run_epoch, here)
                     UserWarning, stacklevel=6,
                 )
+        # an output layer's padding (min_active) is its sampled softmax; without
+        # it, what the tables miss leaves the true labels alone in the softmax
+        out, found = layers[-1], self.candidates_per_sample_[-1]
+        if out.lsh and self.min_active == 0 and found < _FEW_CANDIDATES * out.budget:
+            warnings.warn(
+                f"The hash tables of the LSH output layer returned {found:.1f} bucket entries "
+                f"per training sample for {out.budget} active outputs, and min_active=0 pads "
+                "none: the softmax sees little besides the true labels and learns little. "
+                "Raise min_active (the default, 1.0, pads with random outputs), or use "
+                "shorter codes (n_bits) or more n_tables.",
+                UserWarning, stacklevel=6,
+            )
 
     def _update_attributes(self):
         net = self._net
@@ -619,9 +655,9 @@ default="auto"
             raise
 
     def _fit(self, X, y):
+        # a sparse X comes sorted (check_kernel_input): the batches are then
+        # gathered by a kernel
         X = self._validate_X(X, reset=True)
-        if sp.issparse(X) and not X.has_sorted_indices:
-            X = X.sorted_indices()  # once: the batches are then gathered by a kernel
         kind, classes, enc = self._encode(y)
         if X.shape[0] != enc.shape[0]:
             raise ValueError(
@@ -634,7 +670,18 @@ default="auto"
         rng = check_random_state(self.random_state)
         self._init_network(X.shape[1], self.n_outputs_, rng)
         if self.early_stopping:
-            stratify = enc if kind == "multiclass" and np.bincount(enc).min() >= 2 else None
+            n = X.shape[0]
+            n_val = math.ceil(self.validation_fraction * n)  # as train_test_split
+            if n - n_val < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training "
+                    f"samples out of {n}."
+                )
+            # stratified where every class has 2 samples and each part can hold
+            # every class (else train_test_split refuses)
+            counts = np.bincount(enc) if kind == "multiclass" else None
+            stratify = enc if counts is not None and counts.min() >= 2 and min(
+                n_val, n - n_val) >= len(counts) else None
             tr, va = train_test_split(
                 np.arange(X.shape[0]), test_size=self.validation_fraction,
                 random_state=rng.randint(np.iinfo(np.int32).max), stratify=stratify,
@@ -709,7 +756,10 @@ default="auto"
             self._init_network(X.shape[1], self.n_outputs_, self._rng)
             self._fit_sketch(X)
         else:
-            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+            # _fit_context checks the parameters on the first call only;
+            # set_params may have changed one since
+            self._validate_params()
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
                 raise ValueError(
                     "classes must be the same as in the first call to partial_fit: "
                     f"{self.classes_!r}"
@@ -753,6 +803,11 @@ default="auto"
                     rows = np.repeat(np.arange(len(st)), en - st)
                     pos = np.concatenate([np.arange(a, b) for a, b in zip(st, en)])
                     block[rows, ind[pos]] = z[pos]
+                    # a sample that retrieves no output (min_active=0) is
+                    # scored in full: all -inf would make every probability nan
+                    empty = np.flatnonzero(en == st)
+                    if len(empty):
+                        block[empty] = net.scores(X[s:s + chunk][empty], output_lsh=False)[1]
                     res[s:s + chunk] = block
                 else:
                     res[s:s + chunk] = out[1]
@@ -895,7 +950,15 @@ default="auto"
         if getattr(self, "_kind", "multiclass") == "multiclass":
             return super().score(X, y, sample_weight=sample_weight)
         X = self._check_predict(X)
-        _, _, Y = encode_targets(y, self.classes_, require_positive=False)
+        kind, _, Y = encode_targets(y, self.classes_, require_positive=False)
+        if kind != "multilabel":
+            raise ValueError(
+                "This model was fitted on multi-label targets: y must be a 0/1 indicator "
+                f"matrix of shape (n_samples, {self.n_outputs_}); got shape {np.shape(y)}."
+            )
+        check_consistent_length(X, Y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         top = np.argmax(self._scores(X), axis=1)
         hits = np.asarray(Y[np.arange(len(top)), top]).ravel() > 0
         return float(np.average(hits, weights=sample_weight))

@@ -36,7 +36,7 @@ def encode_targets(y, classes=None, require_positive=True):
         isinstance(y, list) and len(y) and np.ndim(y[0]) == 1 and len(y[0]) > 1
     ):
         if not sp.issparse(y):
-            y = np.asarray(y)
+            y = _as_array(y)
         target_type = type_of_target(y)
         if target_type != "multilabel-indicator":
             raise ValueError(
@@ -68,7 +68,7 @@ def encode_targets(y, classes=None, require_positive=True):
                     f"n_labels={n_labels}; got {classes[:5]!r}..."
                 )
         return "multilabel", np.arange(n_labels), Y
-    y = np.asarray(y)
+    y = _as_array(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
@@ -76,13 +76,19 @@ def encode_targets(y, classes=None, require_positive=True):
     target_type = type_of_target(y, input_name="y")
     if target_type not in ("binary", "multiclass"):
         raise ValueError(
-            f"Unknown label type: {target_type!r}. MACH needs discrete class labels "
+            f"Unknown label type: {target_type!r}. A classifier needs discrete class labels "
             "(1-D) or a binary indicator matrix (2-D) for multi-label."
         )
     if classes is None:
         classes, encoded = np.unique(y, return_inverse=True)
     else:
         classes = np.asarray(classes)
+        if classes.ndim != 1 or len(classes) == 0:
+            raise ValueError(
+                f"classes must be a non-empty 1-D array-like of labels; got shape {classes.shape}"
+            )
+        if classes.dtype.kind in "fc" and np.isnan(classes).any():
+            raise ValueError("classes contains NaN")
         if len(np.unique(classes)) != len(classes):
             raise ValueError("classes contains duplicates")
         order = np.argsort(classes, kind="stable")
@@ -97,6 +103,18 @@ def encode_targets(y, classes=None, require_positive=True):
         # sorted, as scikit-learn's classifiers store classes_
         classes, encoded = sorted_classes, pos
     return "multiclass", classes, encoded.astype(np.int64, copy=False)
+
+
+def _as_array(y):
+    """``np.asarray(y)``, refusing a ragged list of label lists by name."""
+    try:
+        return np.asarray(y)
+    except ValueError as exc:  # NumPy: "inhomogeneous shape"
+        raise ValueError(
+            "y is a ragged sequence (lists of labels of different lengths?): for "
+            "multi-label targets pass a binary indicator matrix, e.g. "
+            "sklearn.preprocessing.MultiLabelBinarizer().fit_transform(y)."
+        ) from exc
 
 
 def indicator_from_indices(indices, n_classes):

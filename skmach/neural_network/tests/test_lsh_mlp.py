@@ -444,7 +444,8 @@ def test_blas_on_one_thread_and_product_blocks_only_where_training_has_them(lsh_
 
     X, y = _blobs(n=60)
     X = sp.csr_matrix(X) if sparse else X
-    kw = {**SMALL, "n_epochs": 1, "lsh_layers": lsh_layers, "hidden_layer_sizes": hidden}
+    kw = {**SMALL, "n_epochs": 1, "lsh_layers": lsh_layers, "hidden_layer_sizes": hidden,
+          "active_budget": 0.5}  # an LSH output layer needs 2 active outputs of 4
     clf = LSHSparseMLPClassifier(**kw, n_jobs=2).fit(X, y)
     assert clf._net.uses_blas(sparse) is blas
     for n in (2, None):
