@@ -60,7 +60,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
     loss : {"auto", "softmax", "sigmoid"}, default="auto"
         Output of the built-in model. ``"softmax"``: one distribution over the
         buckets (multi-label: the target spreads over the sample's buckets).
-        ``"sigmoid"``: one probability per bucket (multi-label only).
+        ``"sigmoid"``: one probability per bucket, made for multi-label
+        targets (on multi-class ones each bucket is then learned one-vs-rest;
+        accepted, and no better than softmax there).
         ``"auto"`` is softmax for multi-class targets and for multi-label
         targets with fewer than 4 labels per sample on average (bibtex, 2.4;
         debian-paths, 1.01), sigmoid above (delicious, 19): the better of the
