@@ -313,7 +313,7 @@ def make_modules():
 
     class _DeviceSparse:
         def get(self, stream=None):
-            return self._scipy_cls(self._plain(), copy=True)
+            return self._scipy_cls(self._plain(), shape=self.shape, copy=True)
 
         def _plain(self):
             return (self.data.view(np.ndarray), self.indices.view(np.ndarray),

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils.validation import validate_data
 
-from ..utils._input import check_kernel_input
+from ..utils._input import check_float32_range, check_kernel_input
 from ._backend import is_cupy_array, is_cupy_sparse, to_host
 
 __all__ = ["is_device_input", "check_prediction_input"]
@@ -150,4 +150,11 @@ def _check_on_device(estimator, X, accept_sparse):
                       "was fitted with feature names", UserWarning, stacklevel=3)
     if values.size and not bool(cupy.isfinite(values).all()):
         raise ValueError("Input X contains NaN or infinity.")
+    # as check_kernel_input on the host: the kernels compute in float32 and
+    # read a matrix's stored entries
+    if values.dtype == cupy.float64 and values.size:
+        check_float32_range(values)  # two device reductions
+    if sparse and not X.has_canonical_format:  # an entry stored twice: summed
+        X = X.copy()
+        X.sum_duplicates()
     return X

@@ -16,7 +16,7 @@ caught or repaired before the kernels see them:
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["check_kernel_input", "check_training_finite"]
+__all__ = ["check_kernel_input", "check_float32_range", "check_training_finite"]
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -66,14 +66,20 @@ def check_kernel_input(X, name="X"):
             X.sum_duplicates()
     values = X.data if sp.issparse(X) else X
     if values.dtype == np.float64 and values.size:
-        top = max(float(values.max()), -float(values.min()))  # no |X| copy of a large X
-        if top > _F32_MAX:
-            raise ValueError(
-                f"{name} holds values up to {top:.3g} in magnitude, beyond float32's range "
-                f"(about {_F32_MAX:.2g}): the estimator computes in single precision. Scale "
-                "the features, e.g. with sklearn.preprocessing.MaxAbsScaler."
-            )
+        check_float32_range(values, name)
     return X
+
+
+def check_float32_range(values, name="X"):
+    """Raise a ``ValueError`` when float64 ``values`` (NumPy or CuPy, not
+    empty) hold a magnitude beyond float32's largest."""
+    top = max(float(values.max()), -float(values.min()))  # no |X| copy of a large X
+    if top > _F32_MAX:
+        raise ValueError(
+            f"{name} holds values up to {top:.3g} in magnitude, beyond float32's range "
+            f"(about {_F32_MAX:.2g}): the estimator computes in single precision. Scale "
+            "the features, e.g. with sklearn.preprocessing.MaxAbsScaler."
+        )
 
 
 def check_training_finite(loss):

@@ -117,6 +117,17 @@ def test_device_sparse_nan_is_refused(cp, dispatch):
         check_prediction_input(_Fitted(), _upload(cp, X, True), "cuda")
 
 
+def test_device_input_checked_as_host_input(cp, dispatch):
+    # the kernels' needs, as check_kernel_input on the host: float32's range,
+    # and a sparse matrix's repeated entries summed
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        check_prediction_input(_Fitted(), cp.asarray(np.array([[1.0, -1e39, 0.0]])), "cuda")
+    dup = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([1, 1], np.int32),
+                         np.array([0, 2], np.int32)), shape=(1, 3))
+    X = check_prediction_input(_Fitted(), _upload(cp, dup, True), "cuda")
+    assert X.nnz == 1 and X.get().toarray().tolist() == [[0.0, 3.0, 0.0]]
+
+
 def test_array_api_strict_input_comes_to_the_host(dispatch):
     xp = pytest.importorskip("array_api_strict")
     X = xp.asarray([[1.0, 2.0, 3.0]], device=xp.Device("device1"))
