@@ -96,6 +96,18 @@ def _check_file(path):
     return path
 
 
+def _check_output(out, *inputs):
+    """Refuse an output path whose directory is missing, or that is one of
+    ``inputs`` (writing it would destroy that file)."""
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise CLIError(f"{out}: directory {out_dir} does not exist")
+    if os.path.exists(out):
+        for src in inputs:
+            if os.path.exists(src) and os.path.samefile(out, src):
+                raise CLIError(f"{out}: the output would overwrite the input file {src}")
+
+
 def _file_lines(path):
     """Number of lines of an uncompressed file (for a progress total), or None."""
     if _strip_compression(path) != os.fspath(path).lower():
@@ -199,6 +211,8 @@ def cmd_fit(args):
     import joblib
 
     path = _check_file(args.train)
+    # before training: a run must not end in an error about the output path
+    _check_output(args.model, path)
     fmt = detect_format(path) if args.format == "auto" else args.format
     quiet = args.quiet
     t0 = time.perf_counter()
@@ -253,9 +267,6 @@ def cmd_fit(args):
         "n_train": int(n_samples),
         "label_counts": counts.astype(np.int64),
     }
-    out_dir = os.path.dirname(os.path.abspath(args.model))
-    if not os.path.isdir(out_dir):
-        raise CLIError(f"{args.model}: directory {out_dir} does not exist")
     joblib.dump(bundle, args.model, compress=args.compress)
     size = os.path.getsize(args.model)
     print(f"saved {args.model} ({size / 2**20:.1f} MB) in "
@@ -266,6 +277,10 @@ def cmd_fit(args):
 # ---------------------------------------------------------------------------
 # predict / evaluate
 # ---------------------------------------------------------------------------
+_BUNDLE_KEYS = ("model", "format", "task", "label_names", "n_features", "n_train",
+                "label_counts")
+
+
 def load_model(path):
     """Load a model saved by ``skmach fit``.
 
@@ -292,6 +307,9 @@ def load_model(path):
         raise CLIError(f"{path}: not a model saved by 'skmach fit'")
     if bundle["skmach_model_format"] > MODEL_FORMAT_VERSION:
         raise CLIError(f"{path}: saved by a newer skmach; upgrade skmach")
+    missing = sorted(set(_BUNDLE_KEYS) - set(bundle))
+    if missing:
+        raise CLIError(f"{path}: an incomplete model file (no {', '.join(missing)})")
     return bundle
 
 
@@ -360,10 +378,13 @@ def _topk(bundle, data, k):
 
 def cmd_predict(args):
     path = _check_file(args.input)
+    to_file = args.output not in (None, "-")
+    if to_file:  # opening it truncates it: never the input or the model
+        _check_output(args.output, path, args.model)
     bundle = load_model(args.model)
     fmt = _input_format(args, bundle, path)
     names = bundle["label_names"]
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    out = open(args.output, "w", encoding="utf-8") if to_file else sys.stdout
     n = 0
     try:
         with _bar(_total_chunks(path, fmt, args.chunk_size), "predict", "chunks",
@@ -599,20 +620,27 @@ def main(argv=None):
         0 on success, 2 for bad arguments or input files.
     """
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
-
-        run_demo(n_jobs=args.n_jobs, random_state=args.random_state)
-        return 0
     try:
+        if args.command == "demo":
+            from ._demo import run_demo
+
+            run_demo(n_jobs=args.n_jobs, random_state=args.random_state)
+            return 0
         return _COMMANDS[args.command](args)
     except CLIError as exc:
         print(f"skmach {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError) as exc:
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError,
+            OverflowError) as exc:
         if os.environ.get("SKMACH_DEBUG"):
             raise
         print(f"skmach {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        if os.environ.get("SKMACH_DEBUG"):
+            raise
+        print(f"skmach {args.command}: error: out of memory ({exc}); use a smaller --k, "
+              "--chunk-size or model", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted", file=sys.stderr)

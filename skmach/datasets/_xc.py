@@ -79,6 +79,9 @@ def _check_dtype(dtype):
     return dtype
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _read_header(f, fname, n_features, n_labels):
     line = f.readline()
     if not line or not line.strip():
@@ -93,6 +96,12 @@ def _read_header(f, fname, n_features, n_labels):
             "non-negative integers 'n_points n_features n_labels'"
         )
     n_points, hdr_features, hdr_labels = (int(p) for p in parts)
+    for name, value in (("n_points", n_points), ("n_features", hdr_features),
+                        ("n_labels", hdr_labels)):
+        if value > _INT64_MAX:  # indices are int64 (NumPy raised OverflowError)
+            raise ValueError(
+                f"{fname}, line 1: bad header: {name}={value} is larger than 2**63 - 1"
+            )
     widths = []
     for name, given, hdr in (
         ("n_features", n_features, hdr_features),
@@ -521,7 +530,8 @@ def dump_xc(path, X, Y):
         for start in range(0, n_samples, _DUMP_BLOCK_ROWS):
             Xb = X[start:start + _DUMP_BLOCK_ROWS]
             Yb = Y[start:start + _DUMP_BLOCK_ROWS]
-            xdata = (Xb.data.astype(np.int64) if integer else Xb.data).tolist()
+            # integers as Python ints (an int64 cast wrapped uint64 above 2**63)
+            xdata = Xb.data.tolist()
             tokens = [fmt % t for t in zip(Xb.indices.tolist(), xdata)]
             labels = Yb.indices.tolist()
             xp, yp = Xb.indptr.tolist(), Yb.indptr.tolist()

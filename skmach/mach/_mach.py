@@ -713,6 +713,9 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
         Multi-class: the unbiased estimator clipped at 0 and renormalised, so
         each row sums to 1. Multi-label: each label's estimated probability.
+        Classes whose estimate is clipped (to 0, or to 1 for multi-label)
+        tie here; :meth:`predict_topk` ranks them by the unclipped estimate,
+        so the two orders agree on every class above the clip.
 
         Parameters
         ----------

@@ -146,7 +146,13 @@ def _sparse_row_topk(M, k):
 
 
 def _prepare(y_true, y_pred, k, n_classes):
-    """Validate inputs; return (Y csr, ranked label indices (n, k) with -1 pads)."""
+    """Validate inputs; return (Y csr, ranked label indices, k).
+
+    The ranking has ``min(k, n_labels)`` columns at most (more only where
+    ``y_pred`` lists more), -1 padding the rows with fewer labels: ranks past
+    the number of labels can only be misses, and a huge ``k`` must not
+    allocate an (n_samples, k) array. The metrics divide by ``k``.
+    """
     k = _check_k(k)
     if n_classes is not None:
         if isinstance(n_classes, (bool, np.bool_)) or not isinstance(
@@ -190,16 +196,11 @@ def _prepare(y_true, y_pred, k, n_classes):
                 raise ValueError("y_pred contains NaN or infinite scores")
             S = S.copy()
             S.sum_duplicates()
-            ranked, _ = _sparse_row_topk(S, k)
+            ranked, _ = _sparse_row_topk(S, min(k, n_labels))
         else:
             if np.isnan(y_pred).any():
                 raise ValueError("y_pred contains NaN scores")
-            kk = min(k, n_labels)
-            ranked, _ = topk(y_pred, kk)
-            if kk < k:
-                ranked = np.hstack(
-                    [ranked, np.full((n_samples, k - kk), -1, dtype=np.int64)]
-                )
+            ranked, _ = topk(y_pred, min(k, n_labels))
     else:
         ranked = y_pred.astype(np.int64, copy=False)
         if ranked.size:
@@ -210,11 +211,12 @@ def _prepare(y_true, y_pred, k, n_classes):
                     f"y_pred contains label index {bad}, out of range for "
                     f"{n_labels} classes (use -1 for padding)"
                 )
+        width = min(k, n_labels)
         if ranked.shape[1] >= k:
             ranked = ranked[:, :k]
-        else:
+        elif ranked.shape[1] < width:
             ranked = np.hstack(
-                [ranked, np.full((n_samples, k - ranked.shape[1]), -1, dtype=np.int64)]
+                [ranked, np.full((n_samples, width - ranked.shape[1]), -1, dtype=np.int64)]
             )
         if k > 1 and n_samples:
             s = np.sort(ranked, axis=1)
@@ -336,9 +338,9 @@ def ndcg_at_k(y_true, y_pred, k=5, *, n_classes=None):
     if Y.shape[0] == 0:
         raise ValueError("y_true has no samples")
     rel = _relevance(Y, ranked)
-    disc = _discounts(k)
+    disc = _discounts(ranked.shape[1])  # at least min(k, n_labels) ranks
     dcg = rel @ disc
-    n_true = np.minimum(np.diff(Y.indptr), k)
+    n_true = np.minimum(np.diff(Y.indptr), ranked.shape[1])  # (k may exceed int32)
     ideal = np.concatenate([[0.0], np.cumsum(disc)])[n_true]
     out = np.zeros_like(dcg)
     np.divide(dcg, ideal, out=out, where=ideal > 0)
@@ -417,7 +419,7 @@ def psp_at_k(y_true, y_pred, k=5, *, propensities, normalize=True, n_classes=Non
     if not normalize:
         return float(gain.mean())
     W = sp.csr_matrix((inv[Y.indices], Y.indices, Y.indptr), shape=Y.shape)
-    _, best = _sparse_row_topk(W, k)
+    _, best = _sparse_row_topk(W, min(k, W.shape[1]))
     best = best.sum(axis=1) / k
     denom = best.mean()
     if denom == 0:

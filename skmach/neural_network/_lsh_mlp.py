@@ -923,8 +923,10 @@ default="auto"
         idx = np.empty((n, int(k)), dtype=np.int64)
         vals = np.empty((n, int(k)))
         for s in range(0, n, step):
-            p = softmax(self._scores(X[s:s + step]), axis=1)
-            idx[s:s + step], vals[s:s + step] = topk(p, int(k))
+            # ranked by the logits: probabilities that underflow to 0 would tie
+            z = self._scores(X[s:s + step])
+            idx[s:s + step] = topk(z, int(k))[0]
+            vals[s:s + step] = np.take_along_axis(softmax(z, axis=1), idx[s:s + step], axis=1)
         return self.classes_[idx], vals
 
     def score(self, X, y, sample_weight=None):

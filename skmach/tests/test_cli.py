@@ -268,3 +268,44 @@ def test_python_m_skmach_help():
     res = subprocess.run([sys.executable, "-m", "skmach", "fit"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert res.returncode == 2 and "--train" in res.stderr
+
+
+def test_predict_refuses_to_overwrite_its_input_or_model(xc_files, tmp_path, capsys):
+    # opening --output truncates it: the same path as --input destroyed the data
+    model = tmp_path / "m.joblib"
+    assert run(["fit", "--train", xc_files / "train.txt", "--model", model, *SMALL],
+               capsys)[0] == 0
+    data = tmp_path / "data.txt"
+    data.write_bytes((xc_files / "test.txt").read_bytes())
+    before = data.read_bytes()
+    for out in (data, model):
+        status, _, err = run(["predict", "--model", model, "--input", data,
+                              "--output", out, "-q"], capsys)
+        assert status == 2 and "would overwrite the input file" in err, err
+    assert data.read_bytes() == before and cli.load_model(model)["model"] is not None
+    status, _, err = run(["fit", "--train", data, "--model", data, *SMALL], capsys)
+    assert status == 2 and "would overwrite" in err and data.read_bytes() == before
+
+
+def test_fit_checks_the_model_path_before_training(xc_files, tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output path")
+
+    monkeypatch.setattr(cli, "_train_epochs", no_training)
+    status, _, err = run(["fit", "--train", xc_files / "train.txt", "--model",
+                          tmp_path / "missing" / "m.joblib", *SMALL], capsys)
+    assert status == 2 and "does not exist" in err, err
+
+
+def test_one_line_errors_for_demo_huge_headers_and_incomplete_models(tmp_path, capsys):
+    status, _, err = run(["demo", "--n-jobs", "0"], capsys)
+    assert status == 2 and "'n_jobs' parameter" in err and "Traceback" not in err
+    huge = tmp_path / "huge.txt"
+    huge.write_text("1 4 100000000000000000000\n5 1:1\n")
+    status, _, err = run(["fit", "--train", huge, "--model", tmp_path / "m.joblib", *SMALL],
+                         capsys)
+    assert status == 2 and "line 1: bad header: n_labels=" in err, err
+    partial = tmp_path / "partial.joblib"
+    joblib.dump({"skmach_model_format": 1}, partial)
+    status, _, err = run(["predict", "--model", partial, "--input", huge, "-q"], capsys)
+    assert status == 2 and "incomplete model file" in err, err

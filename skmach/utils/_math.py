@@ -19,7 +19,14 @@ def softmax(z, axis=-1, out=None):
     [[1.0, 0.0], [0.5, 0.5]]
     """
     with np.errstate(over="ignore"):  # z - m may round to -inf: exp gives 0, as it should
-        return _softmax(np.asarray(z), axis, out)
+        return _softmax(_as_real(z), axis, out)
+
+
+def _as_real(z):
+    """``z`` as an array; integers and bools as float64 (their negation and
+    ``exp`` would wrap or fail)."""
+    z = np.asarray(z)
+    return z.astype(np.float64) if z.dtype.kind in "biu" else z
 
 
 def _softmax(z, axis, out):
@@ -43,12 +50,27 @@ def _softmax(z, axis, out):
 
 
 def log_softmax(z, axis=-1):
-    """Log of :func:`softmax`, computed without overflow or ``log(0)``."""
-    z = np.asarray(z)
+    """Log of :func:`softmax`, computed without overflow or ``log(0)``.
+
+    Rows holding ``+inf`` or entirely ``-inf`` follow :func:`softmax`'s rules
+    (the log of its shares).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmach.utils import log_softmax
+    >>> log_softmax(np.array([[0.0, 0.0], [np.inf, 0.0]])).round(4).tolist()
+    [[-0.6931, -0.6931], [0.0, -inf]]
+    """
+    z = _as_real(z)
     m = np.max(z, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    s = z - m
-    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    finite = np.isfinite(m)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        s = z - np.where(finite, m, 0)
+        out = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+        if not finite.all():  # rare rows: through softmax's rules
+            out = np.where(finite, out, np.log(softmax(z, axis=axis)))
+    return out
 
 
 def sigmoid(z, out=None):
@@ -61,7 +83,7 @@ def sigmoid(z, out=None):
     >>> sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist()
     [0.0, 0.5, 1.0]
     """
-    z = np.asarray(z)
+    z = _as_real(z)
     if out is None:
         out = np.empty_like(z, dtype=np.result_type(z.dtype, np.float32))
     pos = z >= 0

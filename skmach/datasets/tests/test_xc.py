@@ -124,6 +124,14 @@ def test_dump_load_round_trip(tmp_path, problem, suffix, dense):
         np.testing.assert_array_equal(sp.vstack([b[1] for b in blocks]).toarray(), Y.toarray())
 
 
+def test_dump_writes_unsigned_integers_above_2_63(tmp_path):
+    # an int64 cast wrapped them: 2**63 + 5 was written as -9223372036854775803
+    X = np.array([[2**63 + 5, 0, 3], [np.iinfo(np.uint64).max, 1, 0]], np.uint64)
+    dump_xc(tmp_path / "u.txt", X, np.array([[0, 1], [1, 0]]))
+    lines = (tmp_path / "u.txt").read_text().splitlines()
+    assert lines[1:] == [f"1 0:{2**63 + 5} 2:3", f"0 0:{2**64 - 1} 1:1"]
+
+
 def test_float64_round_trip_is_exact(tmp_path):
     rng = np.random.RandomState(0)
     X = rng.standard_normal((5, 4))

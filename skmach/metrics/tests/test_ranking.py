@@ -147,6 +147,22 @@ def test_k_larger_than_n_classes_with_scores():
     assert precision_at_k(y_true, scores, 4) == pytest.approx((1 / 4 + 2 / 4) / 2)
 
 
+@pytest.mark.parametrize("k", [10**6, 10**12])
+def test_huge_k_allocates_nothing_of_its_size(k):
+    # ranks past the number of labels are misses: no (n_samples, k) array
+    # (10**12 raised MemoryError; 10**6 took seconds on a 3 x 4 problem)
+    y_true = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+    scores = np.array([[0.9, 0.1, 0.5, 0.2], [0.3, 0.8, 0.1, 0.0], [0.5, 0.5, 0.5, 0.5]])
+    preds = (scores, sp.csr_matrix(scores), np.argsort(-scores, axis=1, kind="stable"))
+    for y_pred in preds:
+        assert precision_at_k(y_true, y_pred, k) == pytest.approx(3 / k / 3)
+        assert ndcg_at_k(y_true, y_pred, k) == pytest.approx(2 / 3)  # perfect rows, one empty
+        p = np.full(4, 0.5)
+        assert psp_at_k(y_true, y_pred, k, propensities=p) == pytest.approx(1.0)
+        assert psp_at_k(y_true, y_pred, k, propensities=p, normalize=False) == pytest.approx(
+            3 * 2 / k / 3)
+
+
 def test_sparse_scores_only_stored_entries_are_candidates():
     y_true = sp.csr_matrix(np.array([[0, 0, 1], [1, 0, 0]]))
     # Row 0 stores a negative score for label 2 only; implicit zeros are not

@@ -480,3 +480,17 @@ def test_hidden_layer_that_retrieves_almost_nothing_is_warned_about():
     with pytest.warns(UserWarning, match="hidden layer 0 returned") as rec:
         LSHSparseMLPClassifier(**kw).partial_fit(X, y)
     assert rec[0].filename == __file__
+
+
+def test_predict_topk_ranks_by_the_logits_where_probabilities_underflow():
+    # softmax of logits 745 apart underflows to 0: ranking the probabilities
+    # broke those ties by column, not by logit
+    X, y = _blobs(n=60)
+    clf = LSHSparseMLPClassifier(**{**SMALL, "n_epochs": 1}).fit(X, y)
+    z = np.full((2, clf.n_outputs_), -1000.0)
+    z[:, :4] = [[-800.0, -750.0, -900.0, 0.0], [0.0, -760.0, -750.0, -800.0]]
+    clf._scores = lambda X: z[: X.shape[0]]
+    labels, proba = clf.predict_topk(X[:2], 3)
+    np.testing.assert_array_equal(labels, clf.classes_[[[3, 1, 0], [0, 2, 1]]])
+    np.testing.assert_array_equal(labels[:, 0], clf.predict(X[:2]))
+    assert proba[:, 0].tolist() == [1.0, 1.0] and (proba[:, 1:] == 0).all()
