@@ -21,8 +21,8 @@ def _check_int(value, name, low):
 def _check_real(value, name, low, high=np.inf):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (low <= value <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    if not (low <= value <= high) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value}")
     return float(value)
 
 

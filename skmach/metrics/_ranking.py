@@ -409,6 +409,8 @@ def psp_at_k(y_true, y_pred, k=5, *, propensities, normalize=True, n_classes=Non
     >>> psp_at_k(y_true, np.array([[0], [1]]), k=1, propensities=p)
     0.6666666666666666
     """
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be True or False, got {normalize!r}")
     Y, ranked, k = _prepare(y_true, y_pred, k, n_classes)
     if Y.shape[0] == 0:
         raise ValueError("y_true has no samples")

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+
 from .._api import _final_estimator, predict_topk
 from ..utils._topk import topk
 from ._ranking import ndcg_at_k, precision_at_k, psp_at_k
@@ -103,6 +105,11 @@ class _TopKScorer:
         if sample_weight is not None:
             raise ValueError("top-k scorers do not support sample_weight")
         if not hasattr(estimator, "classes_"):
+            if hasattr(estimator, "fit"):  # an estimator, not fitted yet
+                raise NotFittedError(
+                    f"This {type(estimator).__name__} instance is not fitted yet; fit it "
+                    "before scoring"
+                )
             raise TypeError(
                 f"{type(estimator).__name__} has no classes_; fit it before scoring"
             )

@@ -90,6 +90,9 @@ def test_scales_to_a_million_classes():
         ({"power": -1}, ValueError, "power"),
         ({"n_informative_per_class": 2000}, ValueError, "exceeds n_features"),
         ({"n_labels_per_sample": 0.5}, ValueError, "n_labels_per_sample"),
+        ({"n_labels_per_sample": float("inf"), "multilabel": True}, ValueError,
+         "n_labels_per_sample must be a finite"),
+        ({"power": float("nan")}, ValueError, "power must be a finite"),
         ({"nnz_per_sample": 0}, ValueError, "nnz_per_sample"),
     ],
 )

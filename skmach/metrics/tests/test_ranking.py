@@ -270,3 +270,8 @@ def test_propensity_scores_errors():
         propensity_scores(np.eye(4), A=-1)
     with pytest.raises(ValueError, match="2-D"):
         propensity_scores(np.array([0, 1, 2]))
+
+
+def test_psp_normalize_must_be_a_bool():
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        psp_at_k(np.eye(2), np.eye(2), 1, propensities=np.ones(2), normalize="no")

@@ -164,3 +164,15 @@ def test_scorer_needs_a_ranking_method():
 
     with pytest.raises(TypeError, match="predict_topk"):
         precision_at_1_scorer(NoScores(), np.zeros((2, 1)), np.array([0, 1]))
+
+
+def test_scoring_an_unfitted_estimator_is_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    from skmach import MACHClassifier
+
+    scorer = make_topk_scorer("precision", 1)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        scorer(MACHClassifier(), np.ones((2, 3)), [0, 1])
+    with pytest.raises(TypeError, match="has no classes_"):
+        scorer(object(), np.ones((2, 3)), [0, 1])  # not an estimator at all
