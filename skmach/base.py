@@ -10,8 +10,16 @@ upgrade). scikit-learn does the same for its own estimators only (the
 """
 
 import warnings
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval
 
 __all__ = ["InconsistentVersionWarning"]
+
+#: ``_parameter_constraints`` entry of ``n_jobs``: joblib's meaning (-1, -2,
+#: ... count back from the cores); 0 has none
+N_JOBS_CONSTRAINT = [Interval(Integral, None, -1, closed="right"),
+                     Interval(Integral, 1, None, closed="left"), None]
 
 _VERSION_KEY = "_skmach_version"
 _UNKNOWN = "unknown (no version stamp)"

@@ -97,11 +97,16 @@ def _check_file(path):
 
 
 def _check_output(out, *inputs):
-    """Refuse an output path whose directory is missing, or that is one of
-    ``inputs`` (writing it would destroy that file)."""
+    """Refuse an output path that cannot be written (a missing directory, a
+    directory, no permission) or that is one of ``inputs`` (writing it would
+    destroy that file)."""
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise CLIError(f"{out}: directory {out_dir} does not exist")
+    if os.path.isdir(out):
+        raise CLIError(f"{out}: is a directory")
+    if not os.access(out_dir, os.W_OK) or (os.path.exists(out) and not os.access(out, os.W_OK)):
+        raise CLIError(f"{out}: not writable")
     if os.path.exists(out):
         for src in inputs:
             if os.path.exists(src) and os.path.samefile(out, src):

@@ -129,6 +129,10 @@ def lsh_mlp_scores(net, X, params=None, *, output_lsh=False):
             cols = ind[np.repeat(s, counts) + pos]
             mask = cupy.zeros((n, layer.n_out), dtype=bool)
             mask[cupy.asarray(rows), cupy.asarray(cols)] = True
+            if i == last:  # a sample that retrieves no output: scored in full, as the CPU
+                empty = np.flatnonzero(counts == 0)
+                if len(empty):
+                    mask[cupy.asarray(empty)] = True
             fill = cupy.float32(-np.inf) if i == last else cupy.float32(0)
             Z = cupy.where(mask, Z, fill)
             if i < last:
@@ -227,8 +231,10 @@ def lsh_mlp_predict_proba(net, X, params=None, *, output_lsh=False):
 def lsh_mlp_topk(net, X, k, params=None, *, output_lsh=False):
     """``predict_topk`` on the GPU: the ``k`` most probable outputs, best first.
 
-    Outputs are ranked on the softmax probabilities (float64), as the CPU,
-    ties to the lower index as :func:`skmach.utils.topk` (a stable sort).
+    Outputs are ranked on the logits, as the CPU (probabilities that
+    underflow to 0 would tie), ties to the lower index as
+    :func:`skmach.utils.topk` (a stable sort); the probabilities (float64)
+    are returned.
 
     Parameters
     ----------
@@ -256,8 +262,9 @@ def lsh_mlp_topk(net, X, k, params=None, *, output_lsh=False):
         raise TypeError(f"k must be an integer; got {type(k).__name__}")
     if not 1 <= k <= n_out:
         raise ValueError(f"k must be an integer in [1, n_classes={n_out}]; got {k!r}")
-    P = _softmax64(cupy, lsh_mlp_scores(net, X, params, output_lsh=output_lsh))
-    # CuPy's argsort is stable (thrust stable sort): ties (underflowed or
-    # excluded outputs) go to the lower index
-    idx = cupy.argsort(-P, axis=1)[:, :int(k)]
+    Z = lsh_mlp_scores(net, X, params, output_lsh=output_lsh)
+    # CuPy's argsort is stable (thrust stable sort): ties (excluded outputs,
+    # -inf) go to the lower index
+    idx = cupy.argsort(-Z, axis=1)[:, :int(k)]
+    P = _softmax64(cupy, Z)
     return to_host(idx), to_host(cupy.take_along_axis(P, idx, axis=1))

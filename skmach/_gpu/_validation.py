@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils.validation import validate_data
 
-from ..utils._input import check_float32_range, check_kernel_input
+from ..utils._input import check_kernel_input
 from ._backend import is_cupy_array, is_cupy_sparse, to_host
 
 __all__ = ["is_device_input", "check_prediction_input"]
@@ -58,7 +58,7 @@ def _to_numpy(X):
 
 
 def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc"),
-                           dtype=(np.float64, np.float32)):
+                           dtype=(np.float64, np.float32), **kernel_checks):
     """Validate ``X`` for a fitted estimator's prediction on ``device``.
 
     Parameters
@@ -74,6 +74,10 @@ def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc")
     dtype : tuple of dtypes, default=(np.float64, np.float32)
         Host input: as ``validate_data``. Device input: float32 and float64
         are kept, integers and bools become float32.
+    **kernel_checks
+        ``sum_repeats`` and ``float32`` of
+        :func:`skmach.utils._input.check_kernel_input`, applied to every
+        input (host or device).
 
     Returns
     -------
@@ -101,7 +105,8 @@ def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc")
         raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
     if not is_device_input(X):
         return check_kernel_input(validate_data(estimator, X, accept_sparse=list(accept_sparse),
-                                                dtype=list(dtype), reset=False))
+                                                dtype=list(dtype), reset=False),
+                                  **kernel_checks)
     if not get_config()["array_api_dispatch"]:
         raise TypeError(
             f"{type(X).__module__}.{type(X).__name__} input needs "
@@ -111,11 +116,12 @@ def check_prediction_input(estimator, X, device, *, accept_sparse=("csr", "csc")
     if device == "cpu" or not on_gpu:
         return check_kernel_input(validate_data(estimator, _to_numpy(X),
                                                 accept_sparse=list(accept_sparse),
-                                                dtype=list(dtype), reset=False))
-    return _check_on_device(estimator, X, accept_sparse)
+                                                dtype=list(dtype), reset=False),
+                                  **kernel_checks)
+    return _check_on_device(estimator, X, accept_sparse, kernel_checks)
 
 
-def _check_on_device(estimator, X, accept_sparse):
+def _check_on_device(estimator, X, accept_sparse, kernel_checks):
     import cupy
 
     sparse = is_cupy_sparse(X)
@@ -150,11 +156,4 @@ def _check_on_device(estimator, X, accept_sparse):
                       "was fitted with feature names", UserWarning, stacklevel=3)
     if values.size and not bool(cupy.isfinite(values).all()):
         raise ValueError("Input X contains NaN or infinity.")
-    # as check_kernel_input on the host: the kernels compute in float32 and
-    # read a matrix's stored entries
-    if values.dtype == cupy.float64 and values.size:
-        check_float32_range(values)  # two device reductions
-    if sparse and not X.has_canonical_format:  # an entry stored twice: summed
-        X = X.copy()
-        X.sum_duplicates()
-    return X
+    return check_kernel_input(X, **kernel_checks)  # as on the host, on the device

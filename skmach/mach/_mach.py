@@ -17,11 +17,11 @@ from threadpoolctl import threadpool_limits
 
 from .._device import resolve_device
 from .._kernels import numba_threads
-from ..base import _VersionedStateMixin
+from ..base import N_JOBS_CONSTRAINT, _VersionedStateMixin
 from .._hashing import PermutationFamily, UniversalHashFamily
 from ..utils._input import check_kernel_input, check_training_finite
 from ..utils._progress import progress_bar
-from ..utils._targets import encode_targets
+from ..utils._targets import check_same_classes, encode_targets
 from . import _repetition_model as rm
 from ._sizes import auto_sizes, check_memory
 from .._kernels._mach_scoring import default_candidate_buckets, stack_inverted
@@ -191,9 +191,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         "n_candidate_buckets": [Interval(Integral, 1, None, closed="left"), None,
                                 StrOptions({"auto"})],
         "max_proba_bytes": [Interval(Integral, 1, None, closed="left")],
-        # joblib: -1, -2, ... count back from the cores; 0 has no meaning
-        "n_jobs": [Interval(Integral, None, -1, closed="right"),
-                   Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": N_JOBS_CONSTRAINT,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -304,14 +302,8 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
                     "classes must be passed on the first call to partial_fit "
                     "(all classes are hashed up front)."
                 )
-        elif classes is not None and (
-            len(classes) != len(self.classes_)
-            or not np.array_equal(np.sort(np.asarray(classes)), np.sort(self.classes_))
-        ):
-            raise ValueError(
-                "classes differ from those of the first call to partial_fit: "
-                f"{np.asarray(classes)[:5]!r}... vs {self.classes_[:5]!r}..."
-            )
+        elif classes is not None:
+            check_same_classes(classes, self.classes_)
         return self._fit(X, y, sample_weight, classes=classes if first else self.classes_,
                          partial=not first, first_partial=first)
 
@@ -337,7 +329,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         X = check_kernel_input(validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             reset=not partial,
-        ))
+        ), **self._kernel_checks())
         if X.shape[0] == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
         kind, classes_, yenc = encode_targets(y, classes)
@@ -520,7 +512,15 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
         # CuPy input is checked on the device with device_="cuda" (under
         # sklearn.set_config(array_api_dispatch=True)); else as by validate_data
-        return check_prediction_input(self, X, getattr(self, "device_", "cpu"))
+        return check_prediction_input(self, X, getattr(self, "device_", "cpu"),
+                                      **self._kernel_checks())
+
+    def _kernel_checks(self):
+        """``check_kernel_input``'s options: the first layer is a product
+        with X (repeated sparse entries are summed by it: no canonical copy),
+        and only the built-in model computes in float32 (a user's
+        ``estimator=`` may take float64 values of any size)."""
+        return {"sum_repeats": False, "float32": self.estimator is None}
 
     def _chunk_rows(self, n):
         """Rows per chunk: one chunk's logits, bucket probabilities and the

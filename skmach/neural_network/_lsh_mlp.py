@@ -25,11 +25,11 @@ from threadpoolctl import threadpool_limits
 from .._device import resolve_device
 from .._kernels import n_threads_for, numba_threads, threadsafe_layer
 from .._kernels._lsh_train import take_rows
-from ..base import _VersionedStateMixin
+from ..base import N_JOBS_CONSTRAINT, _VersionedStateMixin
 from ..utils._input import check_kernel_input, check_training_finite
 from ..utils._math import softmax
 from ..utils._progress import progress_bar
-from ..utils._targets import encode_targets
+from ..utils._targets import check_same_classes, encode_targets
 from ..utils._topk import topk
 from ._base import SparseNetwork
 
@@ -337,9 +337,7 @@ default="auto"
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
-        # joblib: -1, -2, ... count back from the cores; 0 has no meaning
-        "n_jobs": [Interval(Integral, None, -1, closed="right"),
-                   Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(
@@ -437,10 +435,11 @@ default="auto"
                 "none": [False] * n_layers,
             }[flags]
         else:
-            if not all(isinstance(f, (bool, np.bool_)) for f in flags):
+            if not all(isinstance(f, (bool, np.bool_)) or (isinstance(f, Integral) and f in (0, 1))
+                       for f in flags):
                 raise TypeError(
-                    "lsh_layers, as a tuple or list, must hold one bool per layer (hidden "
-                    f"layers then the output layer); got {flags!r}"
+                    "lsh_layers, as a tuple or list, must hold one bool (or 0/1) per layer "
+                    f"(hidden layers then the output layer); got {flags!r}"
                 )
             flags = [bool(f) for f in flags]
             if len(flags) != n_layers:
@@ -759,11 +758,8 @@ default="auto"
             # _fit_context checks the parameters on the first call only;
             # set_params may have changed one since
             self._validate_params()
-            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(
-                    "classes must be the same as in the first call to partial_fit: "
-                    f"{self.classes_!r}"
-                )
+            if classes is not None:
+                check_same_classes(classes, self.classes_)
             kind, _, enc = self._encode(y, self.classes_)
             if kind != self._kind:
                 raise ValueError(f"y is {kind} but the model was fitted on {self._kind} targets")
@@ -804,7 +800,7 @@ default="auto"
                     pos = np.concatenate([np.arange(a, b) for a, b in zip(st, en)])
                     block[rows, ind[pos]] = z[pos]
                     # a sample that retrieves no output (min_active=0) is
-                    # scored in full: all -inf would make every probability nan
+                    # scored in full (all -inf: uniform, the first class won)
                     empty = np.flatnonzero(en == st)
                     if len(empty):
                         block[empty] = net.scores(X[s:s + chunk][empty], output_lsh=False)[1]

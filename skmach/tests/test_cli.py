@@ -292,9 +292,11 @@ def test_fit_checks_the_model_path_before_training(xc_files, tmp_path, capsys, m
         raise AssertionError("trained before checking the output path")
 
     monkeypatch.setattr(cli, "_train_epochs", no_training)
-    status, _, err = run(["fit", "--train", xc_files / "train.txt", "--model",
-                          tmp_path / "missing" / "m.joblib", *SMALL], capsys)
-    assert status == 2 and "does not exist" in err, err
+    for model, message in ((tmp_path / "missing" / "m.joblib", "does not exist"),
+                           (tmp_path, "is a directory")):
+        status, _, err = run(["fit", "--train", xc_files / "train.txt", "--model", model,
+                              *SMALL], capsys)
+        assert status == 2 and message in err, err
 
 
 def test_one_line_errors_for_demo_huge_headers_and_incomplete_models(tmp_path, capsys):

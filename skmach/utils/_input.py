@@ -21,28 +21,40 @@ __all__ = ["check_kernel_input", "check_float32_range", "check_training_finite"]
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_kernel_input(X, name="X"):
+def check_kernel_input(X, name="X", *, sum_repeats=True, float32=True):
     """Return ``X`` (validated by ``validate_data``) ready for the kernels.
 
-    A sparse matrix with repeated entries is replaced by a copy with the
-    repeats summed (SciPy's reading of it), one with non-native index arrays
-    by a copy with native ones; ``X`` itself is never modified.
+    With ``sum_repeats``, a CSR/CSC matrix that is not in canonical form
+    (repeated entries, or unsorted indices) is replaced by a copy with the
+    repeats summed (SciPy's reading of it) and the indices sorted; index
+    arrays not in the machine's byte order are converted (in the same
+    copy). ``X`` itself is never modified, and a canonical, native ``X`` is
+    returned as it is. CuPy arrays and ``cupyx`` sparse matrices are checked
+    alike, on the device.
 
     Parameters
     ----------
-    X : ndarray or SciPy sparse matrix
+    X : ndarray, SciPy sparse matrix, cupy.ndarray or cupyx sparse matrix
         Float32 or float64 values, already checked to be finite.
     name : str, default="X"
         The name used in error messages.
+    sum_repeats : bool, default=True
+        Canonicalise sparse matrices. A model whose first operation is a
+        product with ``X`` reads repeated entries as summed already and
+        passes False (no copy of an unsorted ``X``).
+    float32 : bool, default=True
+        Refuse float64 values beyond float32's range: for models that compute
+        in single precision (not a user's ``estimator=``).
 
     Returns
     -------
-    X : ndarray or SciPy sparse matrix
+    X : ndarray or sparse matrix (the input's library)
 
     Raises
     ------
     ValueError
-        A value is larger in magnitude than float32's largest (about 3.4e38).
+        With ``float32``, a value larger in magnitude than float32's largest
+        (about 3.4e38).
 
     Examples
     --------
@@ -56,16 +68,18 @@ def check_kernel_input(X, name="X"):
         ...
     ValueError: X holds values up to 1e+39 in magnitude, beyond float32's range ...
     """
-    if sp.issparse(X) and X.format in ("csr", "csc"):
-        if not (X.indices.dtype.isnative and X.indptr.dtype.isnative):
+    sparse = getattr(X, "format", None) in ("csr", "csc")  # SciPy or cupyx
+    if sparse:
+        native = X.indices.dtype.isnative and X.indptr.dtype.isnative
+        if not native or (sum_repeats and not X.has_canonical_format):
             X = X.copy()
-            X.indices = X.indices.astype(X.indices.dtype.newbyteorder("="))
-            X.indptr = X.indptr.astype(X.indptr.dtype.newbyteorder("="))
-        if not X.has_canonical_format:  # sorted, and no entry stored twice
-            X = X.copy()
-            X.sum_duplicates()
-    values = X.data if sp.issparse(X) else X
-    if values.dtype == np.float64 and values.size:
+            if not native:
+                X.indices = X.indices.astype(X.indices.dtype.newbyteorder("="))
+                X.indptr = X.indptr.astype(X.indptr.dtype.newbyteorder("="))
+            if sum_repeats:
+                X.sum_duplicates()  # sorts too; nothing to do when canonical
+    values = X.data if sparse else X
+    if float32 and values.dtype == np.float64 and values.size:
         check_float32_range(values, name)
     return X
 

@@ -105,6 +105,18 @@ def encode_targets(y, classes=None, require_positive=True):
     return "multiclass", classes, encoded.astype(np.int64, copy=False)
 
 
+def check_same_classes(classes, classes_):
+    """Refuse ``classes`` at a later ``partial_fit`` unless they are the
+    fitted ``classes_`` (in any order, without repeats)."""
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or len(classes) != len(classes_) or not np.array_equal(
+            np.sort(classes), np.sort(classes_)):
+        raise ValueError(
+            "classes differ from those of the first call to partial_fit: "
+            f"{classes.ravel()[:5]!r}... vs {np.asarray(classes_)[:5]!r}..."
+        )
+
+
 def _as_array(y):
     """``np.asarray(y)``, refusing a ragged list of label lists by name."""
     try:

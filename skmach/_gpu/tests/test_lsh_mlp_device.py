@@ -2,6 +2,8 @@
 against the CPU estimator, on small fitted models; the ``cp`` fixture gives
 the stand-in (every commit) and the real CuPy (``gpu``-marked)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -38,6 +40,9 @@ _MODELS = {
                            output_scoring="lsh"),
     "all-simhash": dict(hidden_layer_sizes=(48, 32), lsh_layers="all", output_scoring="lsh",
                         hash_family="simhash"),
+    # long codes, no padding: most samples retrieve no output (scored in full)
+    "lsh-output-empty": dict(hidden_layer_sizes=(16,), lsh_layers="output",
+                             output_scoring="lsh", min_active=0.0, n_bits=16),
 }
 
 _FITTED = {}
@@ -49,7 +54,9 @@ def _fitted(name, sparse):
         Xtr, Xte, ytr = _data()
         if sparse:
             Xtr, Xte = sp.csr_matrix(Xtr), sp.csr_matrix(Xte)
-        clf = LSHSparseMLPClassifier(**{**_BASE, **_MODELS[name]}).fit(Xtr, ytr)
+        with warnings.catch_warnings():  # lsh-output-empty: "retrieved almost nothing"
+            warnings.simplefilter("ignore", UserWarning)
+            clf = LSHSparseMLPClassifier(**{**_BASE, **_MODELS[name]}).fit(Xtr, ytr)
         _FITTED[key] = (clf, Xte)
     return _FITTED[key]
 
@@ -73,7 +80,9 @@ def test_scores_proba_topk_match_the_cpu(cp, name, sparse):
     Z = Z.get()
     # the same outputs left out (-inf), the same logits to float32 rounding
     np.testing.assert_array_equal(np.isinf(Z), np.isinf(ref))
-    if out_lsh and clf.lsh_layers_[-1]:
+    if name == "lsh-output-empty":  # rows without any retrieved output: scored in full
+        assert np.isfinite(ref).all(axis=1).sum() >= len(ref) // 2
+    elif out_lsh and clf.lsh_layers_[-1]:
         assert np.isinf(ref).any()  # the test exercises excluded outputs
     fin = np.isfinite(ref)
     np.testing.assert_allclose(Z[fin], ref[fin], rtol=1e-4, atol=1e-4)
@@ -199,3 +208,16 @@ def test_estimator_device_cuda(cp, monkeypatch):
     clf = LSHSparseMLPClassifier(**kw, device="cuda").fit(Xtr, ytr)  # trains on the CPU
     assert clf.device_ == "cuda"
     _estimator_matches_cpu(cp, clf, ref, Xte, monkeypatch)
+
+
+def test_topk_ranks_by_the_logits_as_the_cpu(cp, monkeypatch):
+    # probabilities 745 logits apart underflow to 0 and would tie by index
+    import skmach._gpu._lsh_mlp as G
+
+    clf, Xte = _fitted("dense", False)
+    z = np.full((2, clf.n_outputs_), -1000.0, np.float32)
+    z[:, :4] = [[-800.0, -750.0, -900.0, 0.0], [0.0, -760.0, -750.0, -800.0]]
+    monkeypatch.setattr(G, "lsh_mlp_scores", lambda *a, **kw: cp.asarray(z))
+    idx, proba = G.lsh_mlp_topk(clf._net, _upload(cp, Xte[:2]), 3)
+    assert idx.tolist() == [[3, 1, 0], [0, 2, 1]]
+    assert proba[:, 0].tolist() == [1.0, 1.0]
