@@ -14,7 +14,6 @@ caught or repaired before the kernels see them:
 """
 
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = ["check_kernel_input", "check_float32_range", "check_training_finite"]
 
