@@ -70,3 +70,31 @@ def test_scorer_uses_predict_topk_of_a_pipeline_without_dense_scores():
     score = precision_at_1_scorer(pipe, X, y)
     top, _ = pipe[-1].predict_topk(pipe[:-1].transform(X), 1)
     assert score == np.mean(top[:, 0] == y)
+
+
+def test_predict_log_proba_for_cross_val_predict_and_underflow():
+    # scikit-learn's tooling asks classifiers with predict_proba for
+    # predict_log_proba too (cross_val_predict(method="predict_log_proba"))
+    from sklearn.model_selection import cross_val_predict
+
+    from skmach import LSHSparseMLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 8))
+    y = np.argmax(X[:, :5], axis=1)
+    for est in (MACHClassifier(n_buckets=4, n_repetitions=2, n_epochs=2, random_state=0),
+                LSHSparseMLPClassifier(hidden_layer_sizes=(16,), n_epochs=2, random_state=0)):
+        L = cross_val_predict(est, X, y, cv=3, method="predict_log_proba")
+        assert L.shape == (150, 5) and (L <= 0).all()
+        fitted = est.fit(X, y)
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(np.exp(fitted.predict_log_proba(X)),
+                                       fitted.predict_proba(X), rtol=1e-6, atol=1e-12)
+    # the network's log-probabilities come from the logits: finite where the
+    # probability underflows to 0
+    z = np.array([[0.0, -800.0, -900.0, -1000.0, -5.0]])
+    fitted._scores = lambda X: z
+    assert fitted.predict_proba(X[:1])[0, 1] == 0.0
+    np.testing.assert_allclose(fitted.predict_log_proba(X[:1])[0, :3],
+                               [-np.log1p(np.exp(-5.0)), -800 - np.log1p(np.exp(-5.0)),
+                                -900 - np.log1p(np.exp(-5.0))])

@@ -30,6 +30,7 @@ estimator maps them through ``classes_``).
 
 import numpy as np
 
+from ..utils._topk import check_k
 from ._backend import import_cupy, is_cupy_array, is_cupy_sparse, to_device, to_host
 
 __all__ = ["lsh_mlp_params_to_device", "lsh_mlp_scores", "lsh_mlp_host_scores",
@@ -258,10 +259,7 @@ def lsh_mlp_topk(net, X, k, params=None, *, output_lsh=False):
     """
     cupy = import_cupy()
     n_out = net.layers[-1].n_out
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
-        raise TypeError(f"k must be an integer; got {type(k).__name__}")
-    if not 1 <= k <= n_out:
-        raise ValueError(f"k must be an integer in [1, n_classes={n_out}]; got {k!r}")
+    k = check_k(k, n_out)
     Z = lsh_mlp_scores(net, X, params, output_lsh=output_lsh)
     # CuPy's argsort is stable (thrust stable sort): ties (excluded outputs,
     # -inf) go to the lower index

@@ -46,6 +46,7 @@ import math
 
 import numpy as np
 
+from ..utils._topk import check_k
 from ._backend import array_namespace_of, import_cupy
 
 AGGREGATIONS = ("mean", "logmean", "min")
@@ -440,8 +441,7 @@ def topk_classes_gpu(P, a=None, b=None, n_buckets=None, n_classes=None, k=5,
         return topk_candidates_gpu(P, candidates, k, aggregation, hash_args=h)
     if not 1 <= K < 2**31 - 1:
         raise ValueError(f"n_classes must be in [1, 2**31 - 1); got {K}")
-    if not 1 <= k <= K:
-        raise ValueError(f"k must be in [1, n_classes={K}]; got {k}")
+    k = check_k(k, K)
     idx, val = _topk_rank(P, h, K, k, aggregation, n_splits, sample_chunk)
     return idx, _reported(val, aggregation)
 
@@ -564,9 +564,8 @@ def topk_candidates_gpu(P, candidates, k, aggregation="mean", *, hash_args):
     if h.get("K") is None:
         raise ValueError("topk_candidates_gpu needs hash_args built with n_classes "
                          "(samples with fewer than k candidates are scored over all classes)")
-    K, k = int(h["K"]), int(k)
-    if not 1 <= k <= K:
-        raise ValueError(f"k must be in [1, n_classes={K}]; got {k}")
+    K = int(h["K"])
+    k = check_k(k, K)
     P = _prepare_P(P, h)
     n = P.shape[0]
     if isinstance(candidates, tuple):

@@ -22,6 +22,7 @@ from .._hashing import PermutationFamily, UniversalHashFamily
 from ..utils._input import check_kernel_input, check_training_finite
 from ..utils._progress import progress_bar
 from ..utils._targets import check_same_classes, encode_targets
+from ..utils._topk import check_k
 from . import _repetition_model as rm
 from ._sizes import auto_sizes, check_memory
 from .._kernels._mach_scoring import default_candidate_buckets, stack_inverted
@@ -623,10 +624,7 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         """
         X = self._check_X(X)
         K = len(self.classes_)
-        if not isinstance(k, (Integral, np.integer)) or isinstance(k, bool):
-            raise TypeError(f"k must be an integer; got {type(k).__name__}")
-        if not 1 <= k <= K:
-            raise ValueError(f"k must be in [1, n_classes={K}]; got k={k}")
+        k = check_k(k, K)
         labels = np.empty((X.shape[0], k), dtype=self.classes_.dtype)
         scores = np.empty((X.shape[0], k), dtype=np.float32)
         c = self._candidate_buckets()
@@ -737,6 +735,31 @@ class MACHClassifier(_VersionedStateMixin, ClassifierMixin, BaseEstimator):
         tot[zero] = S.shape[1]
         S /= tot
         return S
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (``-inf`` where it is 0), as
+        scikit-learn's classifiers give it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmach import MACHClassifier
+        >>> X = np.random.default_rng(0).normal(size=(40, 3))
+        >>> clf = MACHClassifier(n_buckets=2, n_repetitions=2, random_state=0).fit(X, X[:, 0] > 0)
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X)))
+        True
+        """
+        P = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(P, out=P)
 
     def predict(self, X):
         """Predicted labels.

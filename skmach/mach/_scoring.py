@@ -35,7 +35,7 @@ import numpy as np
 from .._hashing._universal import PermutationFamily, UniversalHashFamily
 from .._kernels import _mach_scoring as kern
 from .._kernels import numba_threads
-from ..utils._topk import merge_topk, topk
+from ..utils._topk import check_k, merge_topk, topk
 
 AGGREGATIONS = ("mean", "logmean", "min")
 _LOG_EPS = 1e-12
@@ -220,9 +220,7 @@ def topk_classes(P, hash_family, n_classes, k, aggregation="mean", *,
     if method not in ("auto", "numpy"):
         raise ValueError(f"method must be 'auto' or 'numpy'; got {method!r}")
     n_classes = _check_int("n_classes", n_classes, 1)
-    k = _check_int("k", k, 1)
-    if k > n_classes:
-        raise ValueError(f"k must be in [1, n_classes={n_classes}]; got k={k}")
+    k = check_k(k, n_classes)
     if getattr(hash_family, "n_classes", n_classes) != n_classes:
         raise ValueError(f"n_classes={n_classes} but the hash family has "
                          f"{hash_family.n_classes} classes")

@@ -27,10 +27,10 @@ from .._kernels import n_threads_for, numba_threads, threadsafe_layer
 from .._kernels._lsh_train import take_rows
 from ..base import N_JOBS_CONSTRAINT, _VersionedStateMixin
 from ..utils._input import check_kernel_input, check_training_finite
-from ..utils._math import softmax
+from ..utils._math import log_softmax, softmax
 from ..utils._progress import progress_bar
 from ..utils._targets import check_same_classes, encode_targets
-from ..utils._topk import topk
+from ..utils._topk import check_k, topk
 from ._base import SparseNetwork
 
 
@@ -867,6 +867,31 @@ default="auto"
         """
         return softmax(self._scores(self._check_predict(X)), axis=1)
 
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed from the scores (no
+        ``log`` of an underflowed probability; ``-inf`` for outputs that
+        ``output_scoring="lsh"`` leaves out).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmach import LSHSparseMLPClassifier
+        >>> X = np.random.default_rng(0).normal(size=(40, 3))
+        >>> clf = LSHSparseMLPClassifier(random_state=0).fit(X, X[:, 0] > 0)
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X)))
+        True
+        """
+        return log_softmax(self._scores(self._check_predict(X)), axis=1)
+
     def predict(self, X):
         """Most probable class, or the likely labels for multi-label models.
 
@@ -909,10 +934,7 @@ default="auto"
             Their probabilities.
         """
         X = self._check_predict(X)
-        if not isinstance(k, Integral) or isinstance(k, bool):
-            raise TypeError(f"k must be an integer; got {type(k).__name__}")
-        if not 1 <= k <= self.n_outputs_:
-            raise ValueError(f"k must be an integer in [1, n_classes={self.n_outputs_}]; got {k!r}")
+        k = check_k(k, self.n_outputs_)
         # a block of rows at a time: never an n_samples x n_classes matrix
         n = X.shape[0]
         step = max(1, min(n, (1 << 24) // max(self.n_outputs_, 1)))

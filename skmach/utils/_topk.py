@@ -18,6 +18,22 @@ def _reversed(a):
     return ~a if a.dtype.kind in "biu" else -a
 
 
+def check_k(k, n_classes):
+    """``predict_topk``'s ``k``, checked alike by every estimator and device:
+    an integer (not a bool) in ``[1, n_classes]``; returned as an ``int``.
+
+    Examples
+    --------
+    >>> check_k(3, 5)
+    3
+    """
+    if not isinstance(k, Integral) or isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be an integer; got {type(k).__name__}")
+    if not 1 <= k <= n_classes:
+        raise ValueError(f"k must be an integer in [1, n_classes={n_classes}]; got {k!r}")
+    return int(k)
+
+
 def topk(scores, k, *, sort=True):
     """Return the ``k`` largest entries of each row of ``scores``.
 
