@@ -763,3 +763,41 @@ def softmax_ce_dense_ref(Z, pptr, plab):
     loss = -(T * logp).sum(1)
     dZ = np.exp(logp) * T.sum(1, keepdims=True) - T
     return loss, dZ
+
+
+
+# --------------------------------------------------------------------------
+# Gradient sparsification (an LSH output layer's gradient_threshold)
+# --------------------------------------------------------------------------
+@njit(**SERIAL)
+def drop_small_slots(s, e, ind, dz, tau):
+    """The slots of a ragged set whose gradient is at least ``tau`` in size.
+
+    Returns ``(s2, e2, ind2, dz2)``: each sample's slots with
+    ``|dz| >= tau``, in their order (a NaN is dropped).
+    """
+    n = len(s)
+    s2 = np.empty(n, dtype=np.int64)
+    e2 = np.empty(n, dtype=np.int64)
+    ind2 = np.empty(len(ind), dtype=np.int64)
+    dz2 = np.empty(len(ind), dtype=dz.dtype)
+    k = 0
+    for i in range(n):
+        s2[i] = k
+        for p in range(s[i], e[i]):
+            g = dz[p]
+            ind2[k] = ind[p]  # written, then kept or overwritten: no branch
+            dz2[k] = g
+            k += abs(g) >= tau
+        e2[i] = k
+    return s2, e2, ind2[:k], dz2[:k]
+
+
+def drop_small_slots_ref(s, e, ind, dz, tau):
+    keep = [np.abs(dz[s[i]:e[i]]) >= tau for i in range(len(s))]
+    counts = np.array([k.sum() for k in keep], dtype=np.int64)
+    e2 = np.cumsum(counts)
+    s2 = e2 - counts
+    ind2 = np.concatenate([ind[s[i]:e[i]][keep[i]] for i in range(len(s))] + [ind[:0]])
+    dz2 = np.concatenate([dz[s[i]:e[i]][keep[i]] for i in range(len(s))] + [dz[:0]])
+    return s2, e2, ind2, dz2

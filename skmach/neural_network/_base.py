@@ -275,9 +275,11 @@ rerank, sketch_dim :
                  selection="topk", threshold=2, min_active=1.0, padding_weight="importance",
                  bucket_size=128,
                  rebuild_interval=50, rebuild_decay=0.1, alpha=1e-4, learning_rate=1e-3,
-                 rerank=0, sketch_dim=32, hard_negatives=0, rng=None, n_threads=1):
+                 rerank=0, sketch_dim=32, hard_negatives=0, gradient_threshold=0.0, rng=None,
+                 n_threads=1):
         self.rng = np.random.default_rng(rng)
         self.hard_negatives = int(hard_negatives)
+        self.gradient_threshold = float(gradient_threshold)
         self.rerank = int(rerank)
         self.sketch_dim = int(sketch_dim)
         self.selection = KT.SELECTIONS[selection]
@@ -706,15 +708,19 @@ rerank, sketch_dim :
             t0 = time.perf_counter()
             z = np.zeros(len(ind), dtype=np.float32)
             # the slots grouped by neuron: the backward pass needs them too
-            if train and inv is None:
+            # (an output layer with gradient_threshold groups the slots it
+            # keeps, after the loss: sample by sample here, the same sums)
+            thinned = layer is self.layers[-1] and self.gradient_threshold > 0
+            if train and inv is None and not thinned:
                 inv = KN.inverse_map(s, e, ind, layer.n_out)
-            if act[0] == "dense" and train:
+            if act[0] == "dense" and inv is not None:
                 # neuron by neuron: each active row read once per batch
                 with one_thread_if_small(len(ind) * layer.n_in):
                     KN.fwd_active_by_row(layer.P, layer.b, act[1], *inv,
                                          min(self.n_chunks, max(len(inv[0]), 1)), z)
-            elif act[0] == "dense":  # a prediction (no backward pass to share the map)
-                KN.fwd_active_dense_in(layer.P, layer.b, act[1], s, e, ind, z)
+            elif act[0] == "dense":  # a prediction, or the thinned output layer
+                with one_thread_if_small(len(ind) * layer.n_in) if train else nullcontext():
+                    KN.fwd_active_dense_in(layer.P, layer.b, act[1], s, e, ind, z)
             else:
                 _, xs, xe, xi, xv = act
                 KN.fwd_active_ragged_in(layer.P, layer.b, s, e, ind, xs, xe, xi, xv, z)
@@ -873,6 +879,19 @@ rerank, sketch_dim :
             with one_thread_if_small(out[1].size):
                 KN.softmax_ce_dense(out[1], pptr, plab, 1.0 / n, grad, loss)
         self.times["loss"] += time.perf_counter() - t0
+        bcache = cache
+        if out[0] == "active" and self.gradient_threshold > 0:
+            # the outputs whose gradient is negligible are left out of the
+            # backward pass and the update (gradient_threshold; the loss and
+            # the hard negatives saw them all)
+            t0 = time.perf_counter()
+            s2, e2, ind2, grad = KN.drop_small_slots(
+                s, e, ind, grad, np.float32(self.gradient_threshold / n))
+            inv = KN.inverse_map(s2, e2, ind2, self.layers[-1].n_out)
+            kept = ("active", s2, e2, ind2, None, None, None, None, inv)
+            bcache = cache[:-1] + [(cache[-1][0], kept)]
+            self._kept = (e2 - s2).astype(np.float64)  # per sample
+            self.times["backward"] += time.perf_counter() - t0
         self.t += 1
         lr_t = self._adam_lr()
         alpha = self.alpha / n
@@ -880,7 +899,7 @@ rerank, sketch_dim :
             # an LSH layer's slots by neuron are the next layer's input by column
             prev = cache[i - 1][1] if i > 0 else None
             in_inv = prev[8] if prev is not None and prev[0] == "active" else None
-            grad = self._backward_layer(self.layers[i], cache[i], grad, i > 0, alpha, lr_t,
+            grad = self._backward_layer(self.layers[i], bcache[i], grad, i > 0, alpha, lr_t,
                                         in_inv)
         self._count(cache)
         self.n_batches += 1
@@ -1010,6 +1029,10 @@ rerank, sketch_dim :
         return dx
 
     _updated = 0.0
+    #: per sample, the output layer's slots left in its backward pass
+    #: (gradient_threshold), for _count
+    _kept = None
+    gradient_threshold = 0.0  # networks pickled before it existed
     _cols_seen = 0  # input columns of a ragged batch, counted by the backward pass
 
     def uses_blas(self, sparse_input):
@@ -1079,16 +1102,23 @@ rerank, sketch_dim :
                 self.examined_sum[i] += ex
                 n_active = float(np.sum(out_cnt))
                 pairs = float(np.sum(in_cnt * out_cnt)) if ragged else in_cnt * n_active
+                # the backward pass of the slots kept (gradient_threshold)
+                kept = pairs
+                if self._kept is not None and i == len(cache) - 1:
+                    kept = (float(np.sum(in_cnt * self._kept)) if ragged
+                            else in_cnt * float(np.sum(self._kept)))
             else:
                 n_active = n * float(layer.n_out)
                 self.examined_sum[i] += n_active
                 pairs = float(np.sum(in_cnt)) * layer.n_out if ragged else n_active * in_cnt
-            self.flops += (1.0 + back) * pairs
+                kept = pairs
+            self.flops += pairs + back * kept
             self.dense_flops += (1.0 + back) * dense_in * layer.n_out
             self.dense_flops += _ADAM_COST * (n_rows + 1) * layer.n_out
             self.active_sum[i] += n_active / layer.n_out
         self.flops += _ADAM_COST * self._updated
         self._updated = 0.0
+        self._kept = None
 
     def _maybe_rebuild(self):
         if self.n_batches < self.next_rebuild or not any(la.lsh for la in self.layers):

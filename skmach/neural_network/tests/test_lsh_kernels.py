@@ -96,6 +96,23 @@ def test_inverse_map_groups_slots_by_row_in_sample_order(case):
         assert np.all((s[sam] <= pos) & (pos < e[sam]))
 
 
+@pytest.mark.parametrize("tau", [0.0, 0.3, 1.0, 10.0])
+def test_drop_small_slots_keeps_each_samples_large_gradients_in_order(case, tau):
+    _, _, _, _, (s, e, ind), _, dz = case
+    dz = dz.copy()
+    dz[1] = np.nan  # dropped, whatever tau
+    got = KN.drop_small_slots(s, e, ind, dz, np.float32(tau))
+    ref = KN.drop_small_slots_ref(s, e, ind, dz, np.float32(tau))
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    s2, e2, ind2, dz2 = got
+    assert np.all(np.abs(dz2) >= tau) and len(dz2) == np.sum(np.abs(dz) >= tau)
+    for i in range(len(s)):  # each sample keeps its own slots, in order
+        k = np.abs(dz[s[i]:e[i]]) >= tau
+        np.testing.assert_array_equal(ind2[s2[i]:e2[i]], ind[s[i]:e[i]][k])
+    assert dz2.dtype == dz.dtype and ind2.dtype == np.int64
+
+
 def _dense_grad(ind, s, e, dz, D, n_rows):
     G = np.zeros((n_rows, D.shape[1]), dtype=np.float64)
     gb = np.zeros(n_rows)

@@ -403,6 +403,73 @@ def test_hard_negatives_are_remembered_per_label_and_trained_against():
         LSHSparseMLPClassifier(hard_negatives=-1).fit(X, y)
 
 
+def test_gradient_threshold_updates_only_the_outputs_with_large_gradients(monkeypatch):
+    X, y = _blobs(n=400, k=60, seed=5)
+    kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
+              active_budget=0.2, n_epochs=1, learning_rate=1e-2, batch_size=8,
+              random_state=0)
+    assert LSHSparseMLPClassifier().gradient_threshold == 0.0  # off by default
+    # one batch of 8 samples, 12 of 60 outputs active each: the rows updated
+    # are those of the slots kept
+    from skmach.neural_network._base import SparseNetwork
+
+    start, train_batch = [], SparseNetwork.train_batch
+
+    def spy(net, *args, **kwargs):
+        start.append(net.layers[-1].W.copy())
+        return train_batch(net, *args, **kwargs)
+
+    monkeypatch.setattr(SparseNetwork, "train_batch", spy)
+    changed = {}
+    for tau in (0.0, 0.2):
+        m = LSHSparseMLPClassifier(**kw, gradient_threshold=tau)
+        m.partial_fit(X[:8], y[:8], classes=np.unique(y))
+        changed[tau] = set(np.flatnonzero(np.any(m._net.layers[-1].W != start[-1], axis=1)))
+    monkeypatch.undo()
+    # 0.2 of |p - y|: the true labels (p about 1/12 at first) and few others
+    assert set(y[:8]) <= changed[0.2] < changed[0.0]
+    assert len(changed[0.2]) < len(changed[0.0]) / 2
+    # it learns as the full update does, with less work counted
+    kw.update(n_epochs=5, batch_size=32)
+    full = LSHSparseMLPClassifier(**kw).fit(X, y)
+    thin = LSHSparseMLPClassifier(**kw, gradient_threshold=0.01, n_jobs=1).fit(X, y)
+    assert thin.score(X, y) > full.score(X, y) - 0.05
+    assert thin.training_flops_ < full.training_flops_
+    # the same model whatever n_jobs; pickled, it trains on with the threshold
+    other = LSHSparseMLPClassifier(**kw, gradient_threshold=0.01, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(thin._net.layers[-1].W, other._net.layers[-1].W)
+    c = pickle.loads(pickle.dumps(thin))
+    assert c._net.gradient_threshold == 0.01
+    c.partial_fit(X, y)
+    # a dense output layer has no active set to thin: no effect
+    dense = {**kw, "lsh_layers": "none"}
+    np.testing.assert_array_equal(
+        LSHSparseMLPClassifier(**dense).fit(X, y)._net.layers[-1].P,
+        LSHSparseMLPClassifier(**dense, gradient_threshold=0.5).fit(X, y)._net.layers[-1].P)
+    for bad in (-0.1, 1.0, np.nan):
+        with pytest.raises(ValueError, match="gradient_threshold"):
+            LSHSparseMLPClassifier(gradient_threshold=bad).fit(X, y)
+
+
+def test_gradient_threshold_with_several_labels_per_sample_is_warned_about():
+    X, y = _blobs(n=200, k=30, seed=1)
+    Y = np.zeros((200, 30), dtype=int)
+    Y[np.arange(200), y] = 1
+    Y[np.arange(200), (y + 1) % 30] = 1
+    kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
+              active_budget=0.3, n_epochs=1, random_state=0)
+    with pytest.warns(UserWarning, match="gradient_threshold=0.01 with 2.0 labels per sample"):
+        LSHSparseMLPClassifier(**kw, gradient_threshold=0.01).fit(X, Y)
+    with pytest.warns(UserWarning, match="labels per sample"):
+        LSHSparseMLPClassifier(**kw, gradient_threshold=0.01).partial_fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LSHSparseMLPClassifier(**kw).fit(X, Y)
+        LSHSparseMLPClassifier(**kw, gradient_threshold=0.01).fit(X, y)  # multi-class
+        Y[np.arange(0, 200, 2), (y[::2] + 1) % 30] = 0  # 1.5 labels per sample
+        LSHSparseMLPClassifier(**kw, gradient_threshold=0.01).fit(X, Y)
+
+
 def test_rerank_changes_nothing_without_an_lsh_first_layer():
     X, y = _blobs(n=120, k=30, seed=4)
     kw = dict(hidden_layer_sizes=(16,), lsh_layers="output", n_tables=4, n_bits=4,
