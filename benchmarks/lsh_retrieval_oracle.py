@@ -155,7 +155,9 @@ def main():
         if v == "dense":
             params = dict(base, lsh_layers="none")
         else:
-            params = dict(base, **LSH_OUTPUT)
+            # the settings of the recorded run (50 tables, every active
+            # output updated), not the later ones of bench_lsh_debian.py
+            params = dict(base, **{**LSH_OUTPUT, "n_tables": 50, "gradient_threshold": 0.0})
             if v == "lsh3x-rerank150+pad":
                 params["n_bits"] = 3
         orig = None if v in ("dense", "lsh") else install_oracle(v)

@@ -262,7 +262,7 @@ class SparseNetwork:
         Active neurons per sample for each layer (ignored for dense layers).
     hash_family, n_tables, n_bits, selection, threshold, min_active,
     padding_weight, bucket_size, rebuild_interval, rebuild_decay, alpha, learning_rate, \
-rerank, sketch_dim :
+rerank, sketch_dim, hard_negatives, gradient_threshold :
         See :class:`~skmach.neural_network.LSHSparseMLPClassifier`
         (``rerank`` takes effect once :meth:`fit_sketch` has seen the input).
     rng : numpy.random.Generator

@@ -174,20 +174,21 @@ default="auto"
         softmax gradient ``|p - y|`` is below this value are left out of the
         backward pass and the update; the loss still counts them. Late in
         training most active negatives have tiny probabilities, so a batch
-        updates far fewer rows than it computes. It is not an unbiased
-        estimate of the gradient: the outputs left out are not pushed down.
-        On debian-paths (24,288 classes, about one per path; 1% active, 32
-        hard negatives, 2 epochs) 0.003 raised test P@1 from 0.935 to 0.956
-        (dense output: 0.945) and cut the time per epoch from 82 to 62 s at
-        2 threads (50 tables; 57 s and P@1 0.956-0.957 with 30). On delicious (983 labels, about 19 per sample,
-        20% active) the same value made the fit collapse (test P@1 0.64 to
-        0.18; 0.001 left it at 0.64), and fits on targets with two labels or
-        more per sample warn. Unbiased variants (a small gradient kept with
-        probability ``|p - y| / gradient_threshold`` and scaled up to it; or
-        the kept gradients rescaled to each sample's totals) were stable on
-        delicious but, on debian-paths, lowered P@1 or kept most of the
-        outputs (``benchmarks/results/lsh_mlp_notes.md``, thirteenth round).
-        Hence 0 (off) by default. Other layers ignore it.
+        updates far fewer rows than it computes. It is not an unbiased estimate
+        of the gradient: the outputs left out are not pushed down. On
+        debian-paths (24,288 classes, about one per path; 1% active, 32 hard
+        negatives, 2 epochs) 0.003 raised test P@1 from 0.935 to 0.956 (dense
+        output: 0.945) and cut the time per epoch from 82 to 62 s at 2 threads
+        (50 tables; 57 s and P@1 0.956-0.957 with 30). On delicious (983
+        labels, about 19 per sample, 20% active) the same value made the fit
+        collapse (test P@1 0.64 to 0.18; 0.001 left it at 0.64), and fits whose
+        targets have two labels or more per sample on average warn. Unbiased
+        variants (a small gradient kept with probability ``|p - y|`` over the
+        threshold and scaled up to it; or the kept gradients
+        rescaled to each sample's totals) were stable on delicious but, on
+        debian-paths, lowered P@1 or kept most of the outputs
+        (``benchmarks/results/lsh_mlp_notes.md``, thirteenth round). Hence 0
+        (off) by default. Other layers ignore it.
     min_active : float in [0, 1], default=1.0
         Samples that retrieve fewer than ``min_active * budget`` neurons are
         padded with random ones (fixed ones at prediction, so that a sample's
