@@ -179,7 +179,7 @@ default="auto"
         debian-paths (24,288 classes, about one per path; 1% active, 32 hard
         negatives, 2 epochs) 0.003 raised test P@1 from 0.935 to 0.956 (dense
         output: 0.945) and cut the time per epoch from 82 to 62 s at 2 threads
-        (50 tables; 57 s and P@1 0.956-0.957 with 30). On delicious (983
+        (50 tables; 57-61 s and P@1 0.956-0.957 with 30). On delicious (983
         labels, about 19 per sample, 20% active) the same value made the fit
         collapse (test P@1 0.64 to 0.18; 0.001 left it at 0.64), and fits whose
         targets have two labels or more per sample on average warn. Unbiased
