@@ -765,7 +765,6 @@ def softmax_ce_dense_ref(Z, pptr, plab):
     return loss, dZ
 
 
-
 # --------------------------------------------------------------------------
 # Gradient sparsification (an LSH output layer's gradient_threshold)
 # --------------------------------------------------------------------------
